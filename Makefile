@@ -1,0 +1,51 @@
+# Two commands for people (`make run`, `make test`); everything else is plumbing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: run test lint typecheck pytest bench lock clean
+
+run: $(VENV)/.runtime
+	$(BIN)/python -m app
+
+test: $(VENV)/.dev lint typecheck pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+pytest: $(VENV)/.dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench
+
+$(VENV)/bin/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.lock | $(VENV)/bin/python
+	$(PIP) install -r requirements.lock
+	touch $@
+
+$(VENV)/.dev: requirements-dev.lock requirements.lock | $(VENV)/bin/python
+	$(PIP) install -r requirements-dev.lock
+	touch $@ $(VENV)/.runtime
+
+# Re-resolve the pinned trees from pyproject.toml's ranges in a scratch environment.
+DEPS = $(PYTHON) -c 'import sys,tomllib; p=tomllib.load(open("pyproject.toml","rb"))["project"]; print("\n".join(p["dependencies"] if sys.argv[1]=="run" else p["optional-dependencies"]["dev"]))'
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	$(DEPS) run > .lock-venv/run.txt && $(DEPS) dev > .lock-venv/dev.txt
+	.lock-venv/bin/pip install -q -r .lock-venv/run.txt
+	.lock-venv/bin/pip freeze > requirements.lock
+	.lock-venv/bin/pip install -q -r .lock-venv/run.txt -r .lock-venv/dev.txt
+	(echo "-r requirements.lock"; .lock-venv/bin/pip freeze | grep -vxFf requirements.lock) > requirements-dev.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Accounts API: the core services and the composition root."""

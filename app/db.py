@@ -1,0 +1,131 @@
+"""The engine, its transactions, SQLite's durability settings and migrations at start-up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.config import Settings
+from app.errors import TooManyRequests
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# Any constant will do: instances sharing a PostgreSQL database take this lock so that
+# exactly one of them migrates while the others wait.
+MIGRATION_LOCK_KEY = 0x61636374  # "acct"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class Database:
+    """One engine per process; `read()` and `write()` give a session in a transaction."""
+
+    def __init__(self, settings: Settings) -> None:
+        url = make_url(settings.database_url)
+        self.is_sqlite = url.get_backend_name() == "sqlite"
+        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        if self.is_sqlite:
+            if url.database and url.database != ":memory:":
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            options |= {
+                "pool_size": settings.db_pool_size,
+                "max_overflow": settings.db_pool_size,
+                "pool_timeout": settings.db_pool_timeout_seconds,
+                "connect_args": {"command_timeout": settings.db_pool_timeout_seconds * 3},
+            }
+        self.engine = create_async_engine(url, **options)
+        if self.is_sqlite:
+            _tune_sqlite(self.engine.sync_engine)
+        self._sessions = async_sessionmaker(
+            self.engine, class_=AsyncSession, expire_on_commit=False
+        )
+        # SQLite: a writer takes the write lock when it begins (BEGIN IMMEDIATE), so two
+        # writers queue on the busy timeout instead of failing on a lock upgrade.
+        self._writer = async_sessionmaker(
+            self.engine.execution_options(sqlite_begin="IMMEDIATE"),
+            class_=AsyncSession,
+            expire_on_commit=False,
+        )
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, _lock_errors():
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A transaction that commits when the block ends, or rolls back on an error."""
+        async with self._writer() as session, _lock_errors(), session.begin():
+            yield session
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OSError, OperationalError):
+            return False
+        return True
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration; safe to run from many instances."""
+        engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        async with engine.begin() as conn:
+            if not self.is_sqlite:
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            await conn.run_sync(_upgrade)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+@asynccontextmanager
+async def _lock_errors() -> AsyncIterator[None]:
+    # SQLite waits SQLITE_BUSY_TIMEOUT_MS for a lock; past that the client is told to
+    # retry rather than shown an internal error.
+    try:
+        yield
+    except OperationalError as exc:
+        if "database is locked" not in str(exc):
+            raise
+        raise TooManyRequests("The service is busy; try again shortly", retry_after=1) from exc
+
+
+def _tune_sqlite(engine: Any) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a write acknowledged with 200 survives a power cut, not only a crash.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', '')}")
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,73 @@
+"""One exception family for every rule the services enforce.
+
+Each kind carries the contract's `extensions.code`; GraphQL reports the code and REST
+maps it to a status, each in one place.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ServiceError(Exception):
+    """A request the service refuses, with a message meant for the client."""
+
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"code": self.code}
+
+
+class InvalidInput(ServiceError):
+    """A field breaks its rule; `field` names it."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"code": self.code, "field": self.field}
+
+
+class NotAuthenticated(ServiceError):
+    """No valid session, or wrong login or password at login."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(ServiceError):
+    """Logged in, but a re-check (the old password) failed."""
+
+    code = "FORBIDDEN"
+
+
+class Conflict(ServiceError):
+    """A unique name (login or email) is already taken."""
+
+    code = "CONFLICT"
+
+
+class PayloadTooLarge(ServiceError):
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class TooManyRequests(ServiceError):
+    """Throttled; the client may retry after `retry_after` seconds."""
+
+    code = "TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"code": self.code, "retryAfter": self.retry_after}

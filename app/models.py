@@ -1,0 +1,56 @@
+"""Tables only. Times are UNIX seconds (float) so both databases compare them alike."""
+
+from __future__ import annotations
+
+from sqlalchemy import Index, LargeBinary
+from sqlmodel import Column, Field, SQLModel
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    login: str = Field(max_length=32)
+    # Lower-cased copies carry the case-insensitive uniqueness the contract asks for,
+    # enforced by the database itself rather than by a check-then-insert.
+    login_key: str = Field(max_length=32, unique=True)
+    email: str = Field(max_length=254)
+    email_key: str = Field(max_length=254, unique=True)
+    firstname: str = Field(default="", max_length=64)
+    lastname: str = Field(default="", max_length=64)
+    password_hash: str = Field(max_length=128)
+    created_at: float
+
+
+class Session(SQLModel, table=True):
+    __tablename__ = "sessions"
+
+    # SHA-256 of the cookie's token: a leaked table cannot be replayed as cookies.
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    created_at: float
+    expires_at: float = Field(index=True)
+    last_seen_at: float
+
+
+class Avatar(SQLModel, table=True):
+    __tablename__ = "avatars"
+
+    user_id: int = Field(primary_key=True, foreign_key="users.id", ondelete="CASCADE")
+    key: str = Field(max_length=64, unique=True)
+    content_type: str = Field(max_length=32)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: float
+
+
+class LoginFailure(SQLModel, table=True):
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_account_at", "account", "at"),
+        Index("ix_login_failures_client_at", "client", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=300)
+    client: str = Field(max_length=64)
+    at: float = Field(index=True)

@@ -1,0 +1,65 @@
+"""Field rules, the same for both APIs. Each check returns the value to store."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+from app.errors import InvalidInput
+
+LOGIN_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
+EMAIL_MAX = 254
+PASSWORD_MIN, PASSWORD_MAX = 8, 1024
+NAME_MAX = 64
+
+# zxcvbn's list of the 30,000 most common passwords from public breaches; only those that
+# pass the length rule can reach this check. A set lookup costs the same at any length.
+_COMMON_PASSWORDS = frozenset(
+    word for word in FREQUENCY_LISTS["passwords"] if len(word) >= PASSWORD_MIN
+)
+
+
+def login(value: str, field: str = "login") -> str:
+    if not LOGIN_PATTERN.fullmatch(value):
+        raise InvalidInput(field, "use 3 to 32 characters of A-Z a-z 0-9 _ . -")
+    return value
+
+
+def email(value: str, field: str = "email") -> str:
+    if len(value) > EMAIL_MAX:
+        raise InvalidInput(field, f"at most {EMAIL_MAX} characters")
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(field, f"not a valid email address ({exc})") from None
+    return checked.normalized
+
+
+def password(value: str, *, login: str, email: str, field: str = "password") -> str:
+    if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
+        raise InvalidInput(field, f"use {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    folded = value.lower()
+    if login.lower() in folded:
+        raise InvalidInput(field, "must not contain the login")
+    if folded == email.lower():
+        raise InvalidInput(field, "must not be the email address")
+    if folded in _COMMON_PASSWORDS:
+        raise InvalidInput(field, "is one of the most common passwords; choose another")
+    return value
+
+
+def name(value: str, field: str) -> str:
+    value = value.strip()
+    if len(value) > NAME_MAX:
+        raise InvalidInput(field, f"at most {NAME_MAX} characters")
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        raise InvalidInput(field, "must not contain control characters")
+    return value
+
+
+def key(value: str) -> str:
+    """The case-insensitive form under which logins and emails are unique."""
+    return value.lower()

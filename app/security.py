@@ -1,0 +1,93 @@
+"""Password hashing and session tokens. Nothing here touches the database."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
+
+import anyio
+import bcrypt
+
+from app.errors import TooManyRequests
+
+# bcrypt reads at most 72 bytes and refuses more, so every password is first reduced to
+# a fixed-size keyed digest. The key separates this use of SHA-256 from any other, so a
+# leaked table of plain SHA-256 password digests cannot be fed to our bcrypt hashes.
+_PREHASH_KEY = b"accounts-api/password-prehash/v1"
+
+T = TypeVar("T")
+
+
+def _prehash(password: str) -> bytes:
+    digest = hmac.new(_PREHASH_KEY, password.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return base64.b64encode(digest.digest())
+
+
+def _hash(password: str, rounds: int) -> str:
+    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def _verify(password: str, hashed: str) -> bool:
+    try:
+        return bcrypt.checkpw(_prehash(password), hashed.encode("ascii"))
+    except ValueError:
+        return False
+
+
+class PasswordHasher:
+    """bcrypt in worker threads, at most one per core, with a bounded queue.
+
+    bcrypt releases the GIL, so hashing on threads keeps the event loop free; the queue
+    bound turns a flood of logins into quick 429s instead of unbounded latency.
+    """
+
+    def __init__(self, rounds: int, *, max_waiting: int | None = None) -> None:
+        self.rounds = rounds
+        cores = os.cpu_count() or 1
+        self._limiter = anyio.CapacityLimiter(cores)
+        self._max_in_flight = cores + (max_waiting if max_waiting is not None else 32 * cores)
+        self._in_flight = 0
+        self._dummy_hash: str | None = None
+
+    async def hash(self, password: str) -> str:
+        return await self._run(partial(_hash, password, self.rounds))
+
+    async def verify(self, password: str, hashed: str) -> bool:
+        return await self._run(partial(_verify, password, hashed))
+
+    async def verify_dummy(self, password: str) -> None:
+        """Spend the time of a real check, so an unknown login looks like a wrong password."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
+        await self.verify(password, self._dummy_hash)
+
+    def needs_rehash(self, hashed: str) -> bool:
+        # "$2b$12$...": the cost sits between the second and third dollar signs.
+        try:
+            return int(hashed.split("$")[2]) != self.rounds
+        except (IndexError, ValueError):
+            return True
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        if self._in_flight >= self._max_in_flight:
+            raise TooManyRequests("Too many password checks in progress", retry_after=1)
+        self._in_flight += 1
+        try:
+            return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        finally:
+            self._in_flight -= 1
+
+
+def new_session_token() -> str:
+    """An opaque cookie value with 256 bits from the OS's CSPRNG."""
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,96 @@
+"""The composition root: builds the ASGI application from settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from app import avatars
+from app.config import Settings
+from app.runtime import Runtime
+from app.web import BodyLimit, SecurityHeaders
+from rest_compat.openapi import openapi_document
+from rest_compat.translator import message_response, rest_routes
+from schema.api import create_schema
+from schema.view import GraphQLView
+
+logger = logging.getLogger("accounts")
+
+AVATAR_CACHE = "public, max-age=31536000, immutable"
+
+
+def create_app(settings: Settings) -> ASGIApp:
+    runtime = Runtime.create(settings)
+    schema = create_schema(settings)
+    openapi = openapi_document()
+
+    async def healthz(request: Request) -> Response:
+        if await runtime.db.ping():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+
+    async def avatar(request: Request) -> Response:
+        image = await avatars.fetch(runtime, request.path_params["key"])
+        if image is None:
+            return message_response(404, "No such avatar")
+        etag = f'"{image.key}"'
+        headers = {"etag": etag, "cache-control": AVATAR_CACHE}
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(image.data, media_type=image.content_type, headers=headers)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(openapi)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await runtime.db.migrate()
+        yield
+        await runtime.db.dispose()
+
+    routes = [
+        Route("/graphql", GraphQLView(runtime, schema), methods=["GET", "POST"]),
+        *rest_routes(runtime, schema),
+        Route("/avatars/{key}", avatar, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_credentials=True,
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=["content-type", "apollo-require-preflight", "x-requested-with"],
+                max_age=600,
+            ),
+            Middleware(BodyLimit, upload_max_bytes=settings.avatar_max_bytes),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+        lifespan=lifespan,
+    )
+    # Outermost, so that even the server-error page carries the security headers.
+    return SecurityHeaders(app)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"message": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"message": "Internal server error"}, status_code=500)

@@ -1,0 +1,1 @@
+"""The REST compatibility layer: each documented endpoint replays a fixed GraphQL operation."""

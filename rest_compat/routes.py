@@ -1,0 +1,129 @@
+"""The REST contract as a table: each row names the GraphQL operation it replays.
+
+Adding an endpoint is adding a row; the translator and the OpenAPI document both read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+STRING = {"type": "string"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One JSON body field and the GraphQL input field it becomes."""
+
+    graphql_name: str
+    required: bool = True
+    schema: dict[str, object] = field(default_factory=lambda: dict(STRING))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    methods: tuple[str, ...]
+    path: str
+    operation: str
+    summary: str
+    result: Literal["profile", "message"]
+    errors: tuple[int, ...]
+    # A JSON body becomes the operation's `input` variable, field by field.
+    fields: dict[str, Field] | None = None
+    # Fields the client may send and the endpoint ignores (echoed read-only data).
+    ignored: frozenset[str] = frozenset()
+    # A multipart upload: (form field, GraphQL variable).
+    upload: tuple[str, str] | None = None
+    message: str = ""
+    # `me` answers null when nobody is logged in; REST says that with a 403.
+    null_means_logged_out: bool = False
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        ("POST",),
+        "/signup",
+        "Signup",
+        "Create an account and log in",
+        result="profile",
+        fields={
+            "login": Field("login", schema={"type": "string", "minLength": 3, "maxLength": 32}),
+            "password": Field("password", schema={"type": "string", "minLength": 8}),
+            "email": Field("email", schema={"type": "string", "maxLength": 254}),
+        },
+        errors=(400, 409, 413, 415),
+    ),
+    Endpoint(
+        ("POST",),
+        "/login",
+        "Login",
+        "Log in with the login or the email address",
+        result="profile",
+        fields={"login": Field("login"), "password": Field("password")},
+        errors=(400, 403, 413, 415, 429),
+    ),
+    Endpoint(
+        ("GET", "POST"),
+        "/logout",
+        "Logout",
+        "End the current session",
+        result="message",
+        message="Logged out",
+        errors=(403,),
+    ),
+    Endpoint(
+        ("GET",),
+        "/profile",
+        "Profile",
+        "The logged-in user's profile",
+        result="profile",
+        null_means_logged_out=True,
+        errors=(403,),
+    ),
+    Endpoint(
+        ("PUT",),
+        "/profile",
+        "UpdateProfile",
+        "Change some of the profile's fields",
+        result="profile",
+        fields={
+            "username": Field("username", required=False),
+            "email": Field("email", required=False),
+            "firstname": Field("firstname", required=False),
+            "lastname": Field("lastname", required=False),
+        },
+        ignored=frozenset({"avatar"}),
+        errors=(400, 403, 409, 413, 415),
+    ),
+    Endpoint(
+        ("DELETE",),
+        "/profile",
+        "DeleteProfile",
+        "Delete the account, its sessions and its avatar",
+        result="message",
+        message="Profile deleted",
+        errors=(403,),
+    ),
+    Endpoint(
+        ("PUT",),
+        "/password",
+        "ChangePassword",
+        "Change the password; every other session ends",
+        result="message",
+        message="Password changed",
+        fields={
+            "old_password": Field("oldPassword"),
+            "new_password": Field("newPassword", schema={"type": "string", "minLength": 8}),
+        },
+        errors=(400, 403, 413, 415, 429),
+    ),
+    Endpoint(
+        ("PUT",),
+        "/avatar",
+        "UpdateAvatar",
+        "Upload a PNG, JPEG, WebP or GIF image as the avatar",
+        result="profile",
+        upload=("avatar", "file"),
+        errors=(400, 403, 413, 415),
+    ),
+)

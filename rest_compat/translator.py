@@ -1,0 +1,165 @@
+"""Turns a REST request into its row's GraphQL operation, and the result into a response."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from graphql import DocumentNode, ExecutionResult, execute, parse, validate
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.runtime import Runtime
+from rest_compat.routes import ENDPOINTS, Endpoint
+from schema.api import Schema
+from schema.context import Context, apply_cookie
+from schema.errors import MASKED_MESSAGE, error_extensions, log_unexpected
+
+DOCUMENT_PATH = Path(__file__).with_name("operations.graphql")
+
+STATUS_BY_CODE = {
+    "BAD_USER_INPUT": 400,
+    "GRAPHQL_PARSE_FAILED": 400,
+    "GRAPHQL_VALIDATION_FAILED": 400,
+    "UNAUTHENTICATED": 403,
+    "FORBIDDEN": 403,
+    "CONFLICT": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "TOO_MANY_REQUESTS": 429,
+}
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def load_operations(schema: Schema) -> DocumentNode:
+    """Parse and validate the operations once; a mistake stops start-up, not a request."""
+    document = parse(DOCUMENT_PATH.read_text())
+    errors = validate(schema._schema, document)
+    if errors:
+        raise RuntimeError(f"{DOCUMENT_PATH.name} does not match the schema: {errors}")
+    return document
+
+
+def rest_routes(runtime: Runtime, schema: Schema) -> list[Route]:
+    document = load_operations(schema)
+    return [
+        Route(
+            endpoint.path, _handler(runtime, schema, document, endpoint), methods=endpoint.methods
+        )
+        for endpoint in ENDPOINTS
+    ]
+
+
+def _handler(
+    runtime: Runtime, schema: Schema, document: DocumentNode, endpoint: Endpoint
+) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        try:
+            variables = await _variables(request, endpoint)
+        except BadRequest as exc:
+            return message_response(exc.status, exc.message)
+        context = Context.from_request(runtime, request)
+        outcome = execute(
+            schema._schema,
+            document,
+            variable_values=variables,
+            context_value=context,
+            operation_name=endpoint.operation,
+            executor_class=schema.execution_context_class,
+            operation_extensions=None,
+        )
+        result = await outcome if inspect.isawaitable(outcome) else outcome
+        response = _response(endpoint, result)
+        apply_cookie(response, context, runtime.settings)
+        return response
+
+    handle.__name__ = endpoint.operation
+    return handle
+
+
+async def _variables(request: Request, endpoint: Endpoint) -> dict[str, Any]:
+    if endpoint.fields is not None:
+        return {"input": _input(endpoint, await _json_object(request))}
+    if endpoint.upload is not None:
+        form_field, variable = endpoint.upload
+        return {variable: await _upload(request, form_field)}
+    return {}
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise BadRequest(415, "Send the body as application/json")
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(400, "The body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest(400, "The body must be a JSON object")
+    return body
+
+
+def _input(endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
+    assert endpoint.fields is not None
+    unknown = sorted(set(body) - set(endpoint.fields) - endpoint.ignored)
+    if unknown:
+        raise BadRequest(400, f"Unknown field: {', '.join(unknown)}")
+    values = {}
+    for name, spec in endpoint.fields.items():
+        if name not in body:
+            if spec.required:
+                raise BadRequest(400, f"{name}: this field is required")
+            continue
+        if not isinstance(body[name], str):
+            raise BadRequest(400, f"{name}: must be a string")
+        values[spec.graphql_name] = body[name]
+    return values
+
+
+async def _upload(request: Request, form_field: str) -> UploadFile:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        raise BadRequest(415, f"Send the image as multipart/form-data in the field {form_field!r}")
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except (ValueError, AssertionError) as exc:
+        raise BadRequest(400, f"The multipart body could not be read: {exc}") from None
+    upload = form.get(form_field)
+    if not isinstance(upload, UploadFile):
+        raise BadRequest(400, f"{form_field}: attach the image as a file in this field")
+    return upload
+
+
+def _response(endpoint: Endpoint, result: ExecutionResult) -> Response:
+    if result.errors:
+        log_unexpected(result.errors)
+        error = result.errors[0]
+        extensions = error_extensions(error)
+        if extensions is None:
+            return message_response(500, MASKED_MESSAGE)
+        response = message_response(STATUS_BY_CODE.get(extensions["code"], 500), error.message)
+        if "retryAfter" in extensions:
+            response.headers["retry-after"] = str(extensions["retryAfter"])
+        return response
+    assert result.data is not None
+    value = result.data["result"]
+    if value is None and endpoint.null_means_logged_out:
+        return message_response(403, "You must be logged in")
+    if endpoint.result == "message":
+        return message_response(200, endpoint.message)
+    # The legacy contract spells "no avatar" as an empty string, GraphQL as null.
+    return JSONResponse({**value, "avatar": value["avatar"] or ""})
+
+
+def message_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status)

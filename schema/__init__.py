@@ -1,0 +1,1 @@
+"""The GraphQL face: Strawberry types and thin resolvers over the `app` services."""

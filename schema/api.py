@@ -1,0 +1,133 @@
+"""Query and Mutation: each resolver translates arguments, calls one service, and returns."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
+from strawberry.file_uploads import Upload
+from strawberry.types import ExecutionContext
+
+from app import accounts, avatars
+from app.config import Settings
+from app.errors import InvalidInput
+from schema.context import Context
+from schema.errors import ContractErrors, log_unexpected
+from schema.types import LoginInput, PasswordInput, Profile, ProfileInput, SignupInput
+
+MAX_ALIASES = 10
+MAX_TOKENS = 2000
+
+Info = strawberry.Info[Context, None]
+
+
+def _profile(info: Info, profile: accounts.Profile) -> Profile:
+    return Profile.from_service(profile, info.context.runtime.settings.public_url)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The logged-in user's profile; null when not logged in")
+    async def me(self, info: Info) -> Profile | None:
+        principal = await info.context.principal()
+        if principal is None:
+            return None
+        return _profile(info, await accounts.get_profile(info.context.runtime, principal))
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create an account; starts a session")
+    async def signup(self, info: Info, input: SignupInput) -> Profile:
+        profile, session = await accounts.signup(
+            info.context.runtime, login=input.login, password=input.password, email=input.email
+        )
+        info.context.start_session(session)
+        return _profile(info, profile)
+
+    @strawberry.mutation(description="Log in with the login or email; starts a new session")
+    async def login(self, info: Info, input: LoginInput) -> Profile:
+        profile, session = await accounts.authenticate(
+            info.context.runtime,
+            login=input.login,
+            password=input.password,
+            client=info.context.client,
+        )
+        info.context.start_session(session)
+        return _profile(info, profile)
+
+    @strawberry.mutation(description="End the current session")
+    async def logout(self, info: Info) -> bool:
+        await accounts.logout(info.context.runtime, await info.context.require_principal())
+        info.context.end_session()
+        return True
+
+    @strawberry.mutation(description="Change the given fields; absent ones stay as they are")
+    async def update_profile(self, info: Info, input: ProfileInput) -> Profile:
+        profile = await accounts.update_profile(
+            info.context.runtime,
+            await info.context.require_principal(),
+            username=input.username,
+            email=input.email,
+            firstname=input.firstname,
+            lastname=input.lastname,
+        )
+        return _profile(info, profile)
+
+    @strawberry.mutation(description="Delete the account, its sessions and its avatar")
+    async def delete_profile(self, info: Info) -> bool:
+        await accounts.delete_account(info.context.runtime, await info.context.require_principal())
+        info.context.end_session()
+        return True
+
+    @strawberry.mutation(description="Change the password; every other session ends")
+    async def change_password(self, info: Info, input: PasswordInput) -> bool:
+        session = await accounts.change_password(
+            info.context.runtime,
+            await info.context.require_principal(),
+            old_password=input.old_password,
+            new_password=input.new_password,
+            client=info.context.client,
+        )
+        info.context.start_session(session)
+        return True
+
+    @strawberry.mutation(description="Upload a PNG, JPEG, WebP or GIF image as the avatar")
+    async def update_avatar(self, info: Info, file: Upload) -> Profile:
+        principal = await info.context.require_principal()
+        read = getattr(file, "read", None)
+        if not callable(read):
+            raise InvalidInput(avatars.FIELD, "send the image as a multipart file upload")
+        # One byte past the limit is enough for the service to tell it is too large.
+        data = await read(info.context.runtime.settings.avatar_max_bytes + 1)
+        return _profile(info, await avatars.replace(info.context.runtime, principal, data))
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Errors the contract expects are answers, not incidents: only bugs are logged.
+        log_unexpected(errors)
+
+
+def create_schema(settings: Settings) -> Schema:
+    extensions: list[Any] = [
+        ContractErrors,
+        functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
+        functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+        ParserCache,
+        ValidationCache,
+    ]
+    if not settings.graphql_introspection:
+        extensions.append(DisableIntrospection)
+    return Schema(query=Query, mutation=Mutation, extensions=extensions)

@@ -1,0 +1,107 @@
+"""The request context both faces build, and the cookie effects it carries back."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import sessions
+from app.config import IPNetwork, Settings
+from app.errors import NotAuthenticated
+from app.runtime import Runtime
+from app.sessions import NewSession, Principal
+
+COOKIE_NAME = "session_id"
+
+
+@dataclass
+class Context:
+    """What a resolver may know about the request, and the HTTP effects it asks for."""
+
+    runtime: Runtime
+    request: Request
+    client: str
+    token: str | None
+    # None: leave the cookie alone; a NewSession: set it; False: clear it.
+    cookie: NewSession | bool | None = None
+    _principal: Principal | None = field(default=None, repr=False)
+    _resolved: bool = field(default=False, repr=False)
+
+    @classmethod
+    def from_request(cls, runtime: Runtime, request: Request) -> Context:
+        return cls(
+            runtime=runtime,
+            request=request,
+            client=client_address(request, runtime.settings.trusted_proxies),
+            token=request.cookies.get(COOKIE_NAME),
+        )
+
+    async def principal(self) -> Principal | None:
+        if not self._resolved:
+            self._principal = await sessions.resolve(self.runtime.db, self.token)
+            self._resolved = True
+        return self._principal
+
+    async def require_principal(self) -> Principal:
+        principal = await self.principal()
+        if principal is None:
+            raise NotAuthenticated("You must be logged in")
+        return principal
+
+    def start_session(self, session: NewSession) -> None:
+        self.cookie = session
+        self._principal = None
+        self._resolved = False
+        self.token = session.token
+
+    def end_session(self) -> None:
+        self.cookie = False
+        self._principal = None
+        self._resolved = True
+        self.token = None
+
+
+def apply_cookie(response: Response, context: Context, settings: Settings) -> None:
+    """Turn the context's cookie effect into a Set-Cookie header."""
+    if context.cookie is None:
+        return
+    response.headers.append("set-cookie", session_cookie(context.cookie, settings))
+
+
+def session_cookie(effect: NewSession | bool, settings: Settings) -> str:
+    # Written out rather than through SimpleCookie so the attributes read exactly as
+    # the contract spells them (`SameSite=Lax`, `session_id=""` when clearing).
+    if isinstance(effect, NewSession):
+        value, max_age = effect.token, effect.max_age
+    else:
+        value, max_age = '""', 0
+    secure = "; Secure" if settings.cookie_secure else ""
+    return f"{COOKIE_NAME}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}"
+
+
+def client_address(request: Request, trusted: tuple[IPNetwork, ...]) -> str:
+    """The socket's peer, or, behind proxies the operator trusts, the first hop before them."""
+    peer = request.client.host if request.client else ""
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    forwarded = [
+        hop.strip()
+        for header in request.headers.getlist("x-forwarded-for")
+        for hop in header.split(",")
+    ]
+    # Walk from the nearest hop outwards; the first address not ours is the client.
+    for hop in reversed(forwarded):
+        if not _is_trusted(hop, trusted):
+            return hop[:64]
+    return peer
+
+
+def _is_trusted(address: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)

@@ -1,0 +1,72 @@
+"""Where GraphQL errors get the contract's `extensions.code`, and where the rest are masked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension
+
+from app.errors import ServiceError
+
+logger = logging.getLogger("accounts.errors")
+
+MASKED_MESSAGE = "Internal server error"
+
+
+def error_extensions(error: GraphQLError) -> dict[str, Any] | None:
+    """The extensions a client sees for `error`; None when it is unexpected (a bug)."""
+    original = error.original_error
+    if isinstance(original, ServiceError):
+        return original.extensions
+    if original is not None and not isinstance(original, GraphQLError):
+        return None
+    if isinstance(error, GraphQLSyntaxError):
+        return {"code": "GRAPHQL_PARSE_FAILED"}
+    # graphql-core words every variable-coercion error this way; those are bad input,
+    # everything else without an original error is a document the schema rejects.
+    if error.message.startswith("Variable '$"):
+        return {"code": "BAD_USER_INPUT"}
+    return {"code": "GRAPHQL_VALIDATION_FAILED"}
+
+
+def public_error(error: GraphQLError) -> GraphQLError:
+    extensions = error_extensions(error)
+    if extensions is None:
+        return GraphQLError(
+            MASKED_MESSAGE,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR"},
+        )
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
+
+
+def log_unexpected(errors: Sequence[GraphQLError]) -> None:
+    for error in errors:
+        if error_extensions(error) is None:
+            original = error.original_error
+            logger.error(
+                "unexpected error in %s",
+                ".".join(str(part) for part in error.path or ()) or "request",
+                exc_info=(type(original), original, original.__traceback__) if original else None,
+            )
+
+
+class ContractErrors(SchemaExtension):
+    """Gives every error its contract code, masking unexpected ones."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [public_error(error) for error in result.errors]
