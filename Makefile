@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck pytest bench lock clean
+.PHONY: run test test-postgres lint typecheck pytest bench lock clean
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m app
@@ -20,6 +20,10 @@ typecheck: $(VENV)/.dev
 
 pytest: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The same suite on PostgreSQL (127.0.0.1:5432, user postgres); it creates and drops its database.
+test-postgres: $(VENV)/.dev
+	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench

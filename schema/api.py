@@ -21,7 +21,7 @@ from app import accounts, avatars
 from app.config import Settings
 from app.errors import InvalidInput
 from schema.context import Context
-from schema.errors import ContractErrors, log_unexpected
+from schema.errors import log_unexpected
 from schema.types import LoginInput, PasswordInput, Profile, ProfileInput, SignupInput
 
 MAX_ALIASES = 10
@@ -122,7 +122,6 @@ class Schema(strawberry.Schema):
 
 def create_schema(settings: Settings) -> Schema:
     extensions: list[Any] = [
-        ContractErrors,
         functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
         ParserCache,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
-from strawberry.extensions import SchemaExtension
 
 from app.errors import ServiceError
 
@@ -60,13 +59,3 @@ def log_unexpected(errors: Sequence[GraphQLError]) -> None:
                 ".".join(str(part) for part in error.path or ()) or "request",
                 exc_info=(type(original), original, original.__traceback__) if original else None,
             )
-
-
-class ContractErrors(SchemaExtension):
-    """Gives every error its contract code, masking unexpected ones."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
-            result.errors = [public_error(error) for error in result.errors]

@@ -7,10 +7,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionResult
 
 from app.runtime import Runtime
 from app.web import BodyTooLarge
 from schema.context import Context, apply_cookie
+from schema.errors import public_error
 
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-requested-with")
 
@@ -35,6 +38,15 @@ class GraphQLView(GraphQL[Context, None]):
             response = error_response(413, exc.detail, code="PAYLOAD_TOO_LARGE")
         apply_cookie(response, context, self.runtime.settings)
         await response(scope, receive, send)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        # Every error leaves with its contract code; unexpected ones are masked here,
+        # after Schema.process_errors has logged them.
+        if result.errors:
+            result.errors = [public_error(error) for error in result.errors]
+        return process_result(result)
 
 
 def _check_post(request: Request) -> None:

@@ -26,6 +26,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_login_failures_account_at', 'login_failures', ['account', 'at'], unique=False)
     op.create_index('ix_login_failures_client_at', 'login_failures', ['client', 'at'], unique=False)
+    op.create_index(op.f('ix_login_failures_at'), 'login_failures', ['at'], unique=False)
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('login', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -69,6 +70,7 @@ def downgrade() -> None:
     op.drop_table('sessions')
     op.drop_table('avatars')
     op.drop_table('users')
+    op.drop_index(op.f('ix_login_failures_at'), table_name='login_failures')
     op.drop_index('ix_login_failures_client_at', table_name='login_failures')
     op.drop_index('ix_login_failures_account_at', table_name='login_failures')
     op.drop_table('login_failures')

@@ -1,0 +1,108 @@
+"""Fixtures: a fresh database per test, on SQLite or (TEST_DATABASE=postgresql) PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from starlette.testclient import TestClient
+
+from app.config import Settings
+from app.server import create_app
+from tests.faces import FACES, Face
+
+POSTGRES_ADMIN = os.environ.get(
+    "TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TABLES = "users, sessions, avatars, login_failures"
+
+MakeClient = Callable[..., TestClient]
+
+
+def _on_postgres() -> bool:
+    return os.environ.get("TEST_DATABASE", "sqlite") == "postgresql"
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """One database for the whole run, created here and dropped after."""
+    if not _on_postgres():
+        yield None
+        return
+    name = f"accounts_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, postgres_url: str | None) -> Iterator[str]:
+    if postgres_url is None:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    yield postgres_url
+    # A fresh database for the next test: empty every table (the schema stays migrated).
+
+    async def truncate() -> None:
+        connection = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+        try:
+            await connection.execute(
+                f"DO $$ BEGIN IF to_regclass('users') IS NOT NULL THEN "
+                f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE; END IF; END $$"
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(truncate())
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {"database_url": database_url, "bcrypt_rounds": 4}
+        return Settings(**(values | overrides))  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def make_client(make_settings: Callable[..., Settings]) -> Iterator[MakeClient]:
+    """Start the app with some settings changed; each client runs the app's lifespan."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture(params=sorted(FACES))
+def face(request: pytest.FixtureRequest, client: TestClient) -> Face:
+    """Each scenario that takes `face` runs once against REST and once against GraphQL."""
+    return FACES[request.param](client)

@@ -1,0 +1,188 @@
+"""The two faces behind one interface, so each scenario is written once and run on both.
+
+Outcomes use REST's vocabulary: a status code, and the profile with `avatar` None when
+there is none (REST's "" and GraphQL's null both become None).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from rest_compat.translator import STATUS_BY_CODE
+
+PROFILE_FIELDS = "username email firstname lastname avatar"
+UPLOAD = "mutation($f: Upload!) {{ r: updateAvatar(file: $f) {{ {fields} }} }}"
+
+
+@dataclass
+class Outcome:
+    status: int
+    profile: dict[str, Any] | None = None
+    message: str = ""
+    retry_after: int | None = None
+
+
+class Face:
+    name = ""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def signup(self, login: str, password: str, email: str) -> Outcome:
+        raise NotImplementedError
+
+    def login(self, login: str, password: str) -> Outcome:
+        raise NotImplementedError
+
+    def logout(self) -> Outcome:
+        raise NotImplementedError
+
+    def profile(self) -> Outcome:
+        raise NotImplementedError
+
+    def update_profile(self, **fields: Any) -> Outcome:
+        raise NotImplementedError
+
+    def delete_profile(self) -> Outcome:
+        raise NotImplementedError
+
+    def change_password(self, old: str, new: str) -> Outcome:
+        raise NotImplementedError
+
+    def upload_avatar(
+        self, data: bytes, filename: str = "a.png", mime: str = "image/png"
+    ) -> Outcome:
+        raise NotImplementedError
+
+
+class Rest(Face):
+    name = "rest"
+
+    def signup(self, login: str, password: str, email: str) -> Outcome:
+        body = {"login": login, "password": password, "email": email}
+        return self._outcome(self.client.post("/signup", json=body))
+
+    def login(self, login: str, password: str) -> Outcome:
+        return self._outcome(
+            self.client.post("/login", json={"login": login, "password": password})
+        )
+
+    def logout(self) -> Outcome:
+        return self._outcome(self.client.get("/logout"))
+
+    def profile(self) -> Outcome:
+        return self._outcome(self.client.get("/profile"))
+
+    def update_profile(self, **fields: Any) -> Outcome:
+        return self._outcome(self.client.put("/profile", json=fields))
+
+    def delete_profile(self) -> Outcome:
+        return self._outcome(self.client.delete("/profile"))
+
+    def change_password(self, old: str, new: str) -> Outcome:
+        body = {"old_password": old, "new_password": new}
+        return self._outcome(self.client.put("/password", json=body))
+
+    def upload_avatar(
+        self, data: bytes, filename: str = "a.png", mime: str = "image/png"
+    ) -> Outcome:
+        return self._outcome(self.client.put("/avatar", files={"avatar": (filename, data, mime)}))
+
+    @staticmethod
+    def _outcome(response: Any) -> Outcome:
+        body = response.json()
+        retry = response.headers.get("retry-after")
+        outcome = Outcome(
+            response.status_code,
+            message=body.get("message", ""),
+            retry_after=int(retry) if retry else None,
+        )
+        if "username" in body:
+            outcome.profile = {**body, "avatar": body["avatar"] or None}
+        return outcome
+
+
+class GraphQL(Face):
+    name = "graphql"
+
+    def signup(self, login: str, password: str, email: str) -> Outcome:
+        return self._run(
+            f"mutation($i: SignupInput!) {{ r: signup(input: $i) {{ {PROFILE_FIELDS} }} }}",
+            {"i": {"login": login, "password": password, "email": email}},
+        )
+
+    def login(self, login: str, password: str) -> Outcome:
+        return self._run(
+            f"mutation($i: LoginInput!) {{ r: login(input: $i) {{ {PROFILE_FIELDS} }} }}",
+            {"i": {"login": login, "password": password}},
+        )
+
+    def logout(self) -> Outcome:
+        return self._run("mutation { r: logout }")
+
+    def profile(self) -> Outcome:
+        outcome = self._run(f"{{ r: me {{ {PROFILE_FIELDS} }} }}")
+        if outcome.status == 200 and outcome.profile is None:
+            return Outcome(403, message="me is null")
+        return outcome
+
+    def update_profile(self, **fields: Any) -> Outcome:
+        return self._run(
+            f"mutation($i: ProfileInput!) {{ r: updateProfile(input: $i) {{ {PROFILE_FIELDS} }} }}",
+            {"i": fields},
+        )
+
+    def delete_profile(self) -> Outcome:
+        return self._run("mutation { r: deleteProfile }")
+
+    def change_password(self, old: str, new: str) -> Outcome:
+        return self._run(
+            "mutation($i: PasswordInput!) { r: changePassword(input: $i) }",
+            {"i": {"oldPassword": old, "newPassword": new}},
+        )
+
+    def upload_avatar(
+        self, data: bytes, filename: str = "a.png", mime: str = "image/png"
+    ) -> Outcome:
+        operations = {
+            "query": UPLOAD.format(fields=PROFILE_FIELDS),
+            "variables": {"f": None},
+        }
+        response = self.client.post(
+            "/graphql",
+            data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.f"]})},
+            files={"0": (filename, data, mime)},
+            headers={"apollo-require-preflight": "true"},
+        )
+        return self._outcome(response)
+
+    def _run(self, query: str, variables: dict[str, Any] | None = None) -> Outcome:
+        response = self.client.post("/graphql", json={"query": query, "variables": variables})
+        return self._outcome(response)
+
+    @staticmethod
+    def _outcome(response: Any) -> Outcome:
+        body = response.json()
+        if response.status_code != 200:
+            # Refused before GraphQL ran (transport rules, body limits).
+            message = body["errors"][0]["message"] if "errors" in body else body["message"]
+            return Outcome(response.status_code, message=message)
+        if body.get("errors"):
+            error = body["errors"][0]
+            code = error["extensions"]["code"]
+            return Outcome(
+                STATUS_BY_CODE.get(code, 500),
+                message=error["message"],
+                retry_after=error["extensions"].get("retryAfter"),
+            )
+        value = body["data"]["r"]
+        if isinstance(value, dict):
+            return Outcome(200, profile=value)
+        return Outcome(200, message=str(value))
+
+
+FACES: dict[str, type[Face]] = {"rest": Rest, "graphql": GraphQL}

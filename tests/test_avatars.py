@@ -1,0 +1,148 @@
+"""Avatar uploads on both faces, and serving the stored images."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from tests.conftest import MakeClient
+from tests.faces import FACES, Face
+from tests.images import encode, jpeg_with_gps_and_orientation, png_bomb
+
+PASSWORD = "correct horse battery"
+
+
+def signed_up(face: Face) -> Face:
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    return face
+
+
+def fetch(client: TestClient, url: str) -> tuple[Image.Image, dict[str, str]]:
+    response = client.get(url)
+    assert response.status_code == 200
+    return Image.open(io.BytesIO(response.content)), dict(response.headers)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "stored"),
+    [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("GIF", "image/png")],
+)
+def test_each_format_is_accepted_and_served(face: Face, fmt: str, stored: str) -> None:
+    signed_up(face)
+    outcome = face.upload_avatar(encode(fmt, (1024, 600)), filename="x.bin", mime="text/plain")
+    assert outcome.status == 200, outcome
+    url = outcome.profile["avatar"]  # type: ignore[index]
+    assert url.startswith("/avatars/")
+    assert face.profile().profile["avatar"] == url  # type: ignore[index]
+    image, headers = fetch(face.client, url)
+    assert headers["content-type"] == stored
+    assert image.size == (512, 300)
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert getattr(image, "n_frames", 1) == 1
+
+
+def test_small_image_is_not_enlarged(face: Face) -> None:
+    signed_up(face)
+    url = face.upload_avatar(encode("PNG", (40, 30))).profile["avatar"]  # type: ignore[index]
+    assert fetch(face.client, url)[0].size == (40, 30)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"just some text, not an image",
+        b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+        encode("PNG")[:60],
+        encode("BMP"),
+        b"",
+    ],
+    ids=["text", "svg", "truncated-png", "bmp", "empty"],
+)
+def test_non_images_and_broken_images_are_refused(face: Face, data: bytes) -> None:
+    signed_up(face)
+    outcome = face.upload_avatar(data)
+    assert outcome.status == 400, outcome
+    assert face.profile().profile["avatar"] is None  # type: ignore[index]
+
+
+def test_decompression_bomb_is_refused(face: Face) -> None:
+    signed_up(face)
+    outcome = face.upload_avatar(png_bomb())
+    assert outcome.status == 400
+    assert "pixels" in outcome.message or "PNG" in outcome.message
+
+
+def test_exif_orientation_applied_and_metadata_stripped(face: Face) -> None:
+    signed_up(face)
+    data = jpeg_with_gps_and_orientation()
+    assert b"SpyCam" in data and b"secret comment" in data
+    url = face.upload_avatar(data, "photo.jpg", "image/jpeg").profile["avatar"]  # type: ignore[index]
+    response = face.client.get(url)
+    image = Image.open(io.BytesIO(response.content))
+    assert image.size == (40, 80)  # rotated upright
+    assert not image.getexif()
+    assert "comment" not in image.info and "exif" not in image.info
+    assert b"SpyCam" not in response.content and b"secret comment" not in response.content
+
+
+@pytest.mark.parametrize("face_name", sorted(FACES))
+def test_upload_over_limit_is_413(make_client: MakeClient, face_name: str) -> None:
+    limit = 100_000
+    face = signed_up(FACES[face_name](make_client(avatar_max_bytes=limit)))
+    # An image exactly at the limit is fine; one byte more is refused by the service,
+    # and a body far past it is cut off while it streams in.
+    png = encode("PNG", (32, 32))
+    padded = png + b"\x00" * (limit - len(png))
+    assert face.upload_avatar(padded).status == 200
+    assert face.upload_avatar(padded + b"\x00").status == 413
+    assert face.upload_avatar(padded * 20).status == 413
+
+
+def test_upload_needs_login(face: Face) -> None:
+    assert face.upload_avatar(encode("PNG")).status == 403
+
+
+def test_replacing_avatar_deletes_old_image(face: Face) -> None:
+    signed_up(face)
+    first = face.upload_avatar(encode("PNG")).profile["avatar"]  # type: ignore[index]
+    second = face.upload_avatar(encode("JPEG")).profile["avatar"]  # type: ignore[index]
+    assert first != second
+    assert face.client.get(first).status_code == 404
+    assert face.client.get(second).status_code == 200
+
+
+def test_deleting_account_deletes_avatar(face: Face) -> None:
+    signed_up(face)
+    url = face.upload_avatar(encode("PNG")).profile["avatar"]  # type: ignore[index]
+    assert face.delete_profile().status == 200
+    response = face.client.get(url)
+    assert response.status_code == 404
+    assert response.json() == {"message": "No such avatar"}
+
+
+def test_etag_answers_304(face: Face) -> None:
+    signed_up(face)
+    url = face.upload_avatar(encode("PNG")).profile["avatar"]  # type: ignore[index]
+    etag = face.client.get(url).headers["etag"]
+    response = face.client.get(url, headers={"if-none-match": etag})
+    assert response.status_code == 304
+    assert response.content == b""
+
+
+def test_public_url_makes_avatar_urls_absolute(make_client: object) -> None:
+    client = make_client(public_url="https://accounts.example/")  # type: ignore[operator]
+    client.post("/signup", json={"login": "alice", "password": PASSWORD, "email": "a@b.co"})
+    response = client.put("/avatar", files={"avatar": ("a.png", encode("PNG"), "image/png")})
+    assert response.json()["avatar"].startswith("https://accounts.example/avatars/")
+
+
+def test_rest_upload_without_the_avatar_field_is_400(client: TestClient) -> None:
+    client.post("/signup", json={"login": "alice", "password": PASSWORD, "email": "a@b.co"})
+    response = client.put("/avatar", files={"picture": ("a.png", encode("PNG"), "image/png")})
+    assert response.status_code == 400
+    response = client.put("/avatar", json={"avatar": "data"})
+    assert response.status_code == 415

@@ -1,0 +1,138 @@
+"""What only the GraphQL face does: transport rules, limits, masking, the IDE."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from starlette.testclient import TestClient
+
+from app import accounts
+
+PASSWORD = "correct horse battery"
+
+
+def gql(client: TestClient, query: str, **variables: object) -> dict[str, object]:
+    response = client.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200
+    body: dict[str, object] = response.json()
+    return body
+
+
+def first_error_code(body: dict[str, object]) -> str:
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    return str(errors[0]["extensions"]["code"])
+
+
+def test_me_is_null_when_logged_out(client: TestClient) -> None:
+    assert gql(client, "{ me { username } }") == {"data": {"me": None}}
+
+
+def test_query_over_get_works_but_mutation_over_get_is_refused(client: TestClient) -> None:
+    response = client.get("/graphql", params={"query": "{ me { username } }"})
+    assert response.json() == {"data": {"me": None}}
+    response = client.get("/graphql", params={"query": "mutation { logout }"})
+    assert response.status_code in (400, 405)
+    assert "errors" in response.json()
+
+
+def test_graphiql_is_served_to_browsers(client: TestClient) -> None:
+    response = client.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+def test_batched_array_is_refused(client: TestClient) -> None:
+    batch = [{"query": "{ me { username } }"}, {"query": "{ me { email } }"}]
+    response = client.post("/graphql", json=batch)
+    assert response.status_code == 400
+
+
+def test_post_must_be_json_or_multipart(client: TestClient) -> None:
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        response = client.post(
+            "/graphql",
+            content=json.dumps({"query": "mutation { logout }"}),
+            headers={"content-type": content_type},
+        )
+        assert response.status_code == 415, content_type
+
+
+def test_multipart_without_preflight_header_is_refused(client: TestClient) -> None:
+    operations = {"query": "mutation($f: Upload!) { updateAvatar(file: $f) { avatar } }"}
+    response = client.post(
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.f"]})},
+        files={"0": ("a.png", b"x", "image/png")},
+    )
+    assert response.status_code == 400
+    assert "Preflight" in response.json()["errors"][0]["message"]
+
+
+def test_eleven_aliases_are_refused_before_execution(client: TestClient) -> None:
+    aliases = " ".join(f"a{i}: me {{ username }}" for i in range(11))
+    body = gql(client, f"{{ {aliases} }}")
+    assert body.get("data") is None
+    assert first_error_code(body) == "GRAPHQL_VALIDATION_FAILED"
+    ten = " ".join(f"a{i}: me {{ username }}" for i in range(10))
+    assert "errors" not in gql(client, f"{{ {ten} }}")
+
+
+def test_document_over_2000_tokens_is_refused(client: TestClient) -> None:
+    fields = " ".join(["username"] * 2100)
+    body = gql(client, f"{{ me {{ {fields} }} }}")
+    assert body.get("data") is None
+    assert "token" in json.dumps(body["errors"]).lower()
+
+
+def test_introspection_can_be_switched_off(make_client: object) -> None:
+    on = make_client()  # type: ignore[operator]
+    assert "errors" not in gql(on, "{ __schema { queryType { name } } }")
+    off = make_client(graphql_introspection=False)  # type: ignore[operator]
+    assert "errors" in gql(off, "{ __schema { queryType { name } } }")
+
+
+def test_errors_carry_contract_codes(client: TestClient) -> None:
+    assert first_error_code(gql(client, "mutation { logout }")) == "UNAUTHENTICATED"
+    signup = "mutation($i: SignupInput!) { signup(input: $i) { username } }"
+    bad = gql(client, signup, i={"login": "x", "password": PASSWORD, "email": "a@example.com"})
+    assert first_error_code(bad) == "BAD_USER_INPUT"
+    assert bad["errors"][0]["extensions"]["field"] == "login"  # type: ignore[index]
+    wrong_type = gql(client, signup, i={"login": 1, "password": PASSWORD, "email": "x"})
+    assert first_error_code(wrong_type) == "BAD_USER_INPUT"
+    assert first_error_code(gql(client, "{ nope }")) == "GRAPHQL_VALIDATION_FAILED"
+    assert first_error_code(gql(client, "{ me {")) == "GRAPHQL_PARSE_FAILED"
+
+
+def test_unexpected_error_is_masked_and_logged(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret detail: SELECT * FROM users")
+
+    monkeypatch.setattr(accounts, "signup", broken)
+    signup = "mutation($i: SignupInput!) { signup(input: $i) { username } }"
+    with caplog.at_level(logging.ERROR):
+        body = gql(client, signup, i={"login": "alice", "password": PASSWORD, "email": "a@b.co"})
+        rest = client.post(
+            "/signup", json={"login": "alice", "password": PASSWORD, "email": "a@b.co"}
+        )
+    assert first_error_code(body) == "INTERNAL_SERVER_ERROR"
+    assert "secret" not in json.dumps(body)
+    assert rest.status_code == 500
+    assert "secret" not in rest.text
+    assert "secret detail" in caplog.text
+    assert "Traceback" in caplog.text
+
+
+def test_password_never_appears_in_logs(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        client.post("/signup", json={"login": "alice", "password": PASSWORD, "email": "a@b.co"})
+        client.post("/login", json={"login": "alice", "password": "wrong password here"})
+    assert PASSWORD not in caplog.text
+    assert "wrong password here" not in caplog.text
+    assert client.cookies["session_id"] not in caplog.text

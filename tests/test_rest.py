@@ -1,0 +1,136 @@
+"""What only the REST face does: the HTTP translation of bodies, statuses and errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from starlette.testclient import TestClient
+
+from rest_compat.routes import ENDPOINTS
+
+PASSWORD = "correct horse battery"
+SIGNUP = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
+
+
+def test_unknown_path_is_json_404(client: TestClient) -> None:
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.json() == {"message": "Not Found"}
+
+
+def test_wrong_method_is_json_405(client: TestClient) -> None:
+    response = client.patch("/profile")
+    assert response.status_code == 405
+    assert response.json() == {"message": "Method Not Allowed"}
+    assert client.get("/signup").status_code == 405
+
+
+def test_json_endpoint_refuses_other_content_type(client: TestClient) -> None:
+    response = client.post(
+        "/signup", content=b"login=alice", headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 415
+    assert "message" in response.json()
+    form = client.post("/login", data={"login": "alice", "password": PASSWORD})
+    assert form.status_code == 415
+
+
+def test_charset_parameter_is_accepted(client: TestClient) -> None:
+    response = client.post(
+        "/signup",
+        content=json.dumps({**SIGNUP, "email": "a@example.com"}).encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 200
+
+
+def test_malformed_body_is_400(client: TestClient) -> None:
+    for body in (b"{", b"[]", b'"text"', b"", b"\xff\xfe"):
+        response = client.post("/login", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400, body
+        assert response.json()["message"]
+
+
+def test_missing_or_mistyped_field_is_400(client: TestClient) -> None:
+    for body in (
+        {"login": "alice", "password": PASSWORD},
+        {"login": "alice", "password": 12345678, "email": "a@example.com"},
+        {"login": None, "password": PASSWORD, "email": "a@example.com"},
+        {**SIGNUP, "admin": True},
+    ):
+        response = client.post("/signup", json=body)
+        assert response.status_code == 400, body
+        assert response.json()["message"]
+
+
+def test_put_profile_ignores_echoed_avatar_and_refuses_other_fields(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    profile = client.get("/profile").json()
+    echoed = client.put("/profile", json={**profile, "firstname": "Alice"})
+    assert echoed.status_code == 200
+    assert echoed.json() == {**profile, "firstname": "Alice"}
+    assert client.put("/profile", json={"password": "x"}).status_code == 400
+    assert client.put("/profile", json={}).json() == {**profile, "firstname": "Alice"}
+
+
+def test_password_change_refuses_graphql_field_names(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    body = {"oldPassword": PASSWORD, "newPassword": "a brand new passphrase"}
+    assert client.put("/password", json=body).status_code == 400
+
+
+def test_errors_never_leak_internals(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    response = client.post("/signup", json=SIGNUP)
+    assert response.status_code == 409
+    text = response.text.lower()
+    for leak in ("sql", "unique", "traceback", "integrity", "$2b$"):
+        assert leak not in text
+
+
+def test_responses_carry_security_headers(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    for response in (client.get("/profile"), client.get("/nowhere"), client.get("/healthz")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+
+
+def test_healthz_answers_ok(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_openapi_describes_every_endpoint_body_and_error(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    for endpoint in ENDPOINTS:
+        for method in endpoint.methods:
+            operation = document["paths"][endpoint.path][method.lower()]
+            assert set(operation["responses"]) == {"200", *map(str, endpoint.errors)}
+            if endpoint.fields or endpoint.upload:
+                assert operation["requestBody"]["required"] is True
+    operation_ids = [
+        operation["operationId"]
+        for item in document["paths"].values()
+        for operation in item.values()
+    ]
+    assert len(operation_ids) == len(set(operation_ids))
+
+
+def test_json_body_over_one_mebibyte_is_413(client: TestClient) -> None:
+    big = b'{"login": "' + b"a" * (1024 * 1024) + b'", "password": "x"}'
+    response = client.post("/login", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "message" in response.json()
+
+
+def test_streamed_json_body_over_limit_is_413(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"login": "'
+        for _ in range(20):
+            yield b"a" * 65536
+        yield b'"}'
+
+    response = client.post("/login", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413

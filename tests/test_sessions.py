@@ -1,0 +1,149 @@
+"""Sessions: cookie attributes, server-side ending, rotation, expiry, storage as hashes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from app.config import Settings
+from app.db import Database
+from tests.conftest import MakeClient
+from tests.faces import Face
+
+PASSWORD = "correct horse battery"
+SIGNUP = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
+
+
+def _session_rows(settings: Settings) -> list[tuple[str, int]]:
+    async def query() -> list[tuple[str, int]]:
+        database = Database(settings)
+        async with database.engine.connect() as connection:
+            rows = (
+                await connection.execute(text("SELECT token_hash, user_id FROM sessions"))
+            ).all()
+        await database.dispose()
+        return [(row[0], row[1]) for row in rows]
+
+    return asyncio.run(query())
+
+
+def test_session_cookie_has_contract_attributes(client: TestClient) -> None:
+    response = client.post("/signup", json=SIGNUP)
+    cookie = response.headers["set-cookie"]
+    token = client.cookies["session_id"]
+    assert cookie == (f"session_id={token}; Max-Age=2592000; Path=/; HttpOnly; SameSite=Lax")
+    assert len(token) >= 43  # 32 random bytes, base64url
+
+
+def test_cookie_is_secure_when_configured(make_client: MakeClient) -> None:
+    client = make_client(cookie_secure=True, session_ttl_seconds=3600)
+    cookie = client.post("/signup", json=SIGNUP).headers["set-cookie"]
+    assert "; Secure" in cookie
+    assert "Max-Age=3600;" in cookie
+
+
+def test_logout_clears_cookie_with_contract_header(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    response = client.get("/logout")
+    assert response.status_code == 200
+    assert response.json() == {"message": "Logged out"}
+    assert response.headers["set-cookie"] == (
+        'session_id=""; Max-Age=0; Path=/; HttpOnly; SameSite=Lax'
+    )
+
+
+def test_logout_by_post_works_too(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    assert client.post("/logout").status_code == 200
+    assert client.get("/profile").status_code == 403
+
+
+def test_token_is_stored_only_as_its_hash(client: TestClient, make_settings: object) -> None:
+    client.post("/signup", json=SIGNUP)
+    token = client.cookies["session_id"]
+    rows = _session_rows(make_settings())  # type: ignore[operator]
+    assert rows == [(hashlib.sha256(token.encode()).hexdigest(), 1)]
+
+
+def _replay(client: TestClient, token: str, path: str = "/profile") -> int:
+    client.cookies.clear()
+    client.cookies.set("session_id", token, domain="testserver.local")
+    return int(client.get(path).status_code)
+
+
+def test_logout_ends_session_on_server(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    token = client.cookies["session_id"]
+    client.get("/logout")
+    assert _replay(client, token) == 403
+
+
+def test_password_change_ends_every_other_session_and_rotates_own(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    first = client.cookies["session_id"]
+    client.cookies.clear()
+    client.post("/login", json={"login": "alice", "password": PASSWORD})
+    second = client.cookies["session_id"]
+    response = client.put(
+        "/password", json={"old_password": PASSWORD, "new_password": "a brand new passphrase"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"message": "Password changed"}
+    third = client.cookies["session_id"]
+    assert third not in (first, second)
+    assert _replay(client, first) == 403
+    assert _replay(client, second) == 403
+    assert _replay(client, third) == 200
+
+
+def test_delete_ends_sessions_on_server(client: TestClient, make_settings: object) -> None:
+    client.post("/signup", json=SIGNUP)
+    token = client.cookies["session_id"]
+    response = client.delete("/profile")
+    assert response.status_code == 200
+    assert response.headers["set-cookie"].startswith('session_id=""; Max-Age=0; Path=/')
+    assert _replay(client, token) == 403
+    assert _session_rows(make_settings()) == []  # type: ignore[operator]
+
+
+def test_login_starts_new_session_and_never_adopts_a_planted_cookie(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    old = client.cookies["session_id"]
+    client.cookies.clear()
+    client.cookies.set("session_id", "attacker-chosen-value", domain="testserver.local")
+    client.post("/login", json={"login": "alice", "password": PASSWORD})
+    new = client.cookies["session_id"]
+    assert new not in (old, "attacker-chosen-value")
+    assert _replay(client, "attacker-chosen-value") == 403
+    assert _replay(client, new) == 200
+
+
+def test_expired_session_is_refused(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(session_ttl_seconds=60)
+    client.post("/signup", json=SIGNUP)
+    assert client.get("/profile").status_code == 200
+    later = time.time() + 61
+    monkeypatch.setattr("app.sessions.now", lambda: later)
+    assert client.get("/profile").status_code == 403
+
+
+def test_same_session_works_on_both_faces(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    me = client.post("/graphql", json={"query": "{ me { username } }"}).json()
+    assert me == {"data": {"me": {"username": "alice"}}}
+    client.post("/graphql", json={"query": "mutation { logout }"})
+    assert client.get("/profile").status_code == 403
+
+
+def test_session_from_graphql_login_works_on_rest(face: Face) -> None:
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    assert face.client.get("/profile").json()["username"] == "alice"
+    me = face.client.post("/graphql", json={"query": "{ me { username } }"}).json()
+    assert me["data"]["me"]["username"] == "alice"

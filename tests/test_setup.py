@@ -1,0 +1,122 @@
+"""Start-up: settings validation, migrations matching the models, SQLite durability."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, text
+from sqlmodel import SQLModel
+
+import app.models  # noqa: F401
+from app.config import Settings, SettingsError, load_settings
+from app.db import Database
+from app.security import PasswordHasher
+
+
+def test_invalid_setting_stops_start_up_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (
+        ("BCRYPT_ROUNDS", "three"),
+        ("PORT", "70000"),
+        ("CORS_ORIGINS", "*"),
+        ("DATABASE_URL", "mysql://x"),
+        ("COOKIE_SECURE", "maybe"),
+    ):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SettingsError, match=name):
+            load_settings()
+        monkeypatch.delenv(name)
+
+
+def test_server_refuses_to_start_with_invalid_setting() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app"],
+        env={**os.environ, "SESSION_TTL_SECONDS": "-5"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "SESSION_TTL_SECONDS" in result.stderr
+
+
+def test_settings_read_contract_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example/")
+    monkeypatch.setenv("AVATAR_MAX_BYTES", "2048")
+    settings = load_settings()
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.avatar_max_bytes == 2048
+    assert Settings().bcrypt_rounds == 12
+
+
+def test_migrations_match_models(make_settings: object) -> None:
+    settings: Settings = make_settings()  # type: ignore[operator]
+
+    def diff(connection: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(connection), SQLModel.metadata))
+
+    async def check() -> list[object]:
+        database = Database(settings)
+        await database.migrate()
+        await database.migrate()  # a second run is a no-op
+        async with database.engine.connect() as connection:
+            found = await connection.run_sync(diff)
+        await database.dispose()
+        return found
+
+    assert asyncio.run(check()) == []
+
+
+def test_sqlite_runs_with_wal_full_sync_and_foreign_keys(make_settings: object) -> None:
+    settings: Settings = make_settings()  # type: ignore[operator]
+    if not settings.is_sqlite:
+        pytest.skip("SQLite pragmas")
+
+    async def pragmas() -> tuple[object, ...]:
+        database = Database(settings)
+        async with database.engine.connect() as connection:
+            values = []
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout"):
+                values.append((await connection.execute(text(f"PRAGMA {name}"))).scalar())
+        await database.dispose()
+        return tuple(values)
+
+    assert asyncio.run(pragmas()) == ("wal", 2, 1, 10000)
+
+
+def test_password_hash_is_bcrypt_of_keyed_digest_and_rehash_follows_rounds() -> None:
+    async def check() -> None:
+        hasher = PasswordHasher(4)
+        hashed = await hasher.hash("x" * 1024)
+        assert hashed.startswith("$2b$04$")
+        assert await hasher.verify("x" * 1024, hashed)
+        assert not await hasher.verify("x" * 1023 + "y", hashed)
+        assert not hasher.needs_rehash(hashed)
+        assert PasswordHasher(5).needs_rehash(hashed)
+
+    asyncio.run(check())
+
+
+def test_login_rehashes_when_rounds_change(make_client: object, make_settings: object) -> None:
+    body = {"login": "alice", "password": "correct horse battery", "email": "a@b.co"}
+    make_client(bcrypt_rounds=4).post("/signup", json=body)  # type: ignore[operator]
+    later = make_client(bcrypt_rounds=5)  # type: ignore[operator]
+    assert (
+        later.post("/login", json={"login": "alice", "password": body["password"]}).status_code
+        == 200
+    )
+
+    async def stored_hash() -> str:
+        database = Database(make_settings())  # type: ignore[operator]
+        async with database.engine.connect() as connection:
+            value = (await connection.execute(text("SELECT password_hash FROM users"))).scalar()
+        await database.dispose()
+        return str(value)
+
+    assert asyncio.run(stored_hash()).startswith("$2b$05$")
