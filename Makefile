@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-postgres lint typecheck pytest bench lock clean
+.PHONY: run test test-postgres lint typecheck pytest lock clean
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m app
@@ -24,9 +24,6 @@ pytest: $(VENV)/.dev
 # The same suite on PostgreSQL (127.0.0.1:5432, user postgres); it creates and drops its database.
 test-postgres: $(VENV)/.dev
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
-
-bench: $(VENV)/.dev
-	$(BIN)/python -m bench
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'

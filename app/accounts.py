@@ -62,11 +62,13 @@ async def authenticate(
 
     An unknown login costs the same work and gets the same answer as a wrong password.
     """
-    key = rules.key(login)
-    column = User.email_key if "@" in key else User.login_key
-    async with rt.db.read() as db:
-        user = (await db.exec(select(User).where(column == key))).first()
-    account = f"user:{user.id}" if user else f"name:{key}"
+    key = rules.lookup_key(login)
+    user = None
+    if key is not None:
+        column = User.email_key if "@" in key else User.login_key
+        async with rt.db.read() as db:
+            user = (await db.exec(select(User).where(column == key))).first()
+    account = f"user:{user.id}" if user else f"name:{key or '?'}"
     await _count_attempt(rt, account=account, client=client)
     if user is None:
         await rt.passwords.verify_dummy(password)

@@ -55,9 +55,22 @@ def name(value: str, field: str) -> str:
     value = value.strip()
     if len(value) > NAME_MAX:
         raise InvalidInput(field, f"at most {NAME_MAX} characters")
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+    if _has_control(value):
         raise InvalidInput(field, "must not contain control characters")
     return value
+
+
+def lookup_key(value: str) -> str | None:
+    """The key a login form's input is looked up by; None when it can name no account."""
+    if len(value) > EMAIL_MAX or _has_control(value):
+        return None
+    return key(value)
+
+
+def _has_control(value: str) -> bool:
+    # Cc: control characters (NUL included, which PostgreSQL cannot store);
+    # Cs: lone surrogates, which no database encoding accepts.
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in value)
 
 
 def key(value: str) -> str:

@@ -167,3 +167,18 @@ def test_change_password_checks_old_one(face: Face) -> None:
     face.client.cookies.clear()
     assert face.login("alice", PASSWORD).status == 403
     assert face.login("alice", "a brand new passphrase").status == 200
+
+
+def test_login_with_unstorable_input_is_a_plain_wrong_login(face: Face) -> None:
+    signup_alice(face)
+    for login in ("a\x00lice", "\ud800alice", "x" * 5000, "alice\n"):
+        outcome = face.login(login, PASSWORD)
+        assert outcome.status == 403, (login[:10], outcome)
+
+
+def test_fields_with_unstorable_characters_are_bad_input(face: Face) -> None:
+    assert face.signup("alice", "pass\x00word-long", "alice@example.com").status == 200
+    assert face.update_profile(firstname="\ud800").status == 400
+    assert face.update_profile(lastname="a\x00b").status == 400
+    assert face.update_profile(email="a\x00@example.com").status == 400
+    assert face.signup("bob", PASSWORD, "b\ud800@example.com").status == 400

@@ -1,0 +1,43 @@
+"""CORS only for configured origins, never reflected; bounded password-hashing queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.errors import TooManyRequests
+from app.security import PasswordHasher
+from tests.conftest import MakeClient
+
+
+def test_cors_allows_only_listed_origins_with_credentials(make_client: MakeClient) -> None:
+    client = make_client(cors_origins="https://app.example")
+    allowed = client.get("/healthz", headers={"origin": "https://app.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    other = client.get("/healthz", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    preflight = client.options(
+        "/graphql",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_no_cors_headers_without_configured_origins(make_client: MakeClient) -> None:
+    response = make_client().get("/healthz", headers={"origin": "https://app.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_hashing_queue_is_bounded() -> None:
+    async def flood() -> list[object]:
+        hasher = PasswordHasher(10, max_waiting=0)
+        return await asyncio.gather(
+            *(hasher.hash("a long enough password") for _ in range(20)), return_exceptions=True
+        )
+
+    results = asyncio.run(flood())
+    refused = [r for r in results if isinstance(r, TooManyRequests)]
+
+    assert refused, "a flood past the queue bound must be refused quickly"
+    assert all(isinstance(r, str | TooManyRequests) for r in results)
+    assert refused[0].retry_after == 1
