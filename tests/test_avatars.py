@@ -42,6 +42,7 @@ def test_each_format_is_accepted_and_served(face: Face, fmt: str, stored: str) -
     assert image.size == (512, 300)
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert "sandbox" in headers["content-security-policy"]
     assert getattr(image, "n_frames", 1) == 1
 
 

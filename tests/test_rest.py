@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from starlette.testclient import TestClient
 
 from rest_compat.routes import ENDPOINTS
+from tests.conftest import MakeClient
 
 PASSWORD = "correct horse battery"
 SIGNUP = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
@@ -134,3 +135,12 @@ def test_streamed_json_body_over_limit_is_413(client: TestClient) -> None:
 
     response = client.post("/login", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
+
+
+def test_healthz_is_503_when_database_is_unreachable(make_client: MakeClient) -> None:
+    client = make_client(
+        database_url="postgresql+asyncpg://postgres@127.0.0.1:9/none", migrate_on_start=False
+    )
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable"}

@@ -147,3 +147,40 @@ def test_session_from_graphql_login_works_on_rest(face: Face) -> None:
     assert face.client.get("/profile").json()["username"] == "alice"
     me = face.client.post("/graphql", json={"query": "{ me { username } }"}).json()
     assert me["data"]["me"]["username"] == "alice"
+
+
+def _last_seen(settings: Settings) -> list[float]:
+    async def query() -> list[float]:
+        database = Database(settings)
+        async with database.engine.connect() as connection:
+            rows = (await connection.execute(text("SELECT last_seen_at FROM sessions"))).all()
+        await database.dispose()
+        return [row[0] for row in rows]
+
+    return asyncio.run(query())
+
+
+def test_last_seen_is_written_at_most_once_a_minute(
+    client: TestClient, make_settings: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.post("/signup", json=SIGNUP)
+    settings: Settings = make_settings()  # type: ignore[operator]
+    [created] = _last_seen(settings)
+    monkeypatch.setattr("app.sessions.now", lambda: created + 30)
+    assert client.get("/profile").status_code == 200
+    assert _last_seen(settings) == [created]
+    monkeypatch.setattr("app.sessions.now", lambda: created + 61)
+    assert client.get("/profile").status_code == 200
+    assert _last_seen(settings) == [created + 61]
+
+
+def test_expired_sessions_are_purged_when_new_ones_start(
+    make_client: MakeClient, make_settings: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(session_ttl_seconds=60)
+    client.post("/signup", json=SIGNUP)
+    later = time.time() + 61
+    monkeypatch.setattr("app.sessions.now", lambda: later)
+    client.cookies.clear()
+    client.post("/login", json={"login": "alice", "password": PASSWORD})
+    assert len(_session_rows(make_settings())) == 1  # type: ignore[operator]
