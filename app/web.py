@@ -15,6 +15,11 @@ MULTIPART_OVERHEAD = 64 * 1024
 NO_CONTENT_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 
+def media_type(headers: Headers) -> str:
+    """The Content-Type without parameters such as charset, lower-cased."""
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"The request body is larger than {limit} bytes")

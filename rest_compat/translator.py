@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.runtime import Runtime
+from app.web import media_type
 from rest_compat.routes import ENDPOINTS, Endpoint
 from schema.api import Schema
 from schema.context import Context, apply_cookie
@@ -97,7 +98,7 @@ async def _variables(request: Request, endpoint: Endpoint) -> dict[str, Any]:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request.headers)
     if content_type != "application/json":
         raise BadRequest(415, "Send the body as application/json")
     try:
@@ -127,7 +128,7 @@ def _input(endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _upload(request: Request, form_field: str) -> UploadFile:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request.headers)
     if content_type != "multipart/form-data":
         raise BadRequest(415, f"Send the image as multipart/form-data in the field {form_field!r}")
     try:

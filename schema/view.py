@@ -11,7 +11,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
 
 from app.runtime import Runtime
-from app.web import BodyTooLarge
+from app.web import BodyTooLarge, media_type
 from schema.context import Context, apply_cookie
 from schema.errors import public_error
 
@@ -52,7 +52,7 @@ class GraphQLView(GraphQL[Context, None]):
 def _check_post(request: Request) -> None:
     if request.method != "POST":
         return
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request.headers)
     if content_type == "multipart/form-data":
         # A multipart POST is a "simple" request that skips the CORS preflight; demanding
         # a custom header forces one, so another site cannot post an upload with our cookie.
