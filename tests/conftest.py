@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from starlette.testclient import TestClient
 from app.config import Settings
 from app.server import create_app
 from tests.faces import FACES, Face
+from tests.servers import Server
 
 POSTGRES_ADMIN = os.environ.get(
     "TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -106,3 +108,33 @@ def client(make_client: MakeClient) -> TestClient:
 def face(request: pytest.FixtureRequest, client: TestClient) -> Face:
     """Each scenario that takes `face` runs once against REST and once against GraphQL."""
     return FACES[request.param](client)
+
+
+@pytest.fixture
+def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start real server processes on this test's database; all are stopped afterwards."""
+    servers: list[Server] = []
+
+    def start(database: str | None = None, **settings: str) -> Server:
+        server = Server(database or database_url, tmp_path, **settings)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if server.process.poll() is None:
+            server.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path: Path, postgres_url: str | None) -> Iterator[str]:
+    """A database no migration has touched yet (PostgreSQL: created here, dropped after)."""
+    if postgres_url is None:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+        return
+    name = f"accounts_fresh_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{postgres_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))

@@ -73,6 +73,26 @@ def test_migrations_match_models(make_settings: object) -> None:
     assert asyncio.run(check()) == []
 
 
+def test_concurrent_migrations_of_a_fresh_database_run_one_at_a_time(
+    fresh_database_url: str,
+) -> None:
+    settings = Settings(database_url=fresh_database_url)
+
+    async def migrate_together() -> int:
+        databases = [Database(settings) for _ in range(4)]
+        # Interleaved at every round trip: without the lock, each would see an empty
+        # database and try to create the same tables.
+        await asyncio.gather(*(database.migrate() for database in databases))
+        async with databases[0].engine.connect() as connection:
+            versions = await connection.execute(text("SELECT count(*) FROM alembic_version"))
+            count = int(versions.scalar_one())
+        for database in databases:
+            await database.dispose()
+        return count
+
+    assert asyncio.run(migrate_together()) == 1
+
+
 def test_sqlite_runs_with_wal_full_sync_and_foreign_keys(make_settings: object) -> None:
     settings: Settings = make_settings()  # type: ignore[operator]
     if not settings.is_sqlite:

@@ -1,0 +1,138 @@
+"""Several real server processes sharing one database: nothing lives in an instance.
+
+On PostgreSQL (TEST_DATABASE=postgresql) this is the scale-out set-up; on SQLite the same
+tests show that processes sharing one file agree as well.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.images import encode
+from tests.servers import Server
+
+PASSWORD = "correct horse battery"
+StartServer = Callable[..., Server]
+
+
+def _cookie(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 200, response.text
+    return {"cookie": f"session_id={response.cookies['session_id']}"}
+
+
+def _signup(server: Server, login: str = "alice") -> dict[str, str]:
+    body = {"login": login, "password": PASSWORD, "email": f"{login}@example.com"}
+    return _cookie(httpx.post(f"{server.url}/signup", json=body))
+
+
+def _profile(server: Server, cookie: dict[str, str]) -> httpx.Response:
+    return httpx.get(f"{server.url}/profile", headers=cookie)
+
+
+@pytest.fixture
+def pair(start_server: StartServer) -> tuple[Server, Server]:
+    first = start_server()
+    second = start_server()
+    return first.wait_ready(), second.wait_ready()
+
+
+def test_session_made_on_one_instance_works_on_the_other(pair: tuple[Server, Server]) -> None:
+    a, b = pair
+    cookie = _signup(a)
+    response = _profile(b, cookie)
+    assert response.status_code == 200
+    assert response.json()["username"] == "alice"
+
+
+def test_logout_on_one_instance_ends_the_session_on_the_other(
+    pair: tuple[Server, Server],
+) -> None:
+    a, b = pair
+    cookie = _signup(a)
+    assert _profile(a, cookie).status_code == 200
+    assert httpx.post(f"{b.url}/logout", headers=cookie).status_code == 200
+    assert _profile(a, cookie).status_code == 403
+
+
+def test_password_change_on_one_instance_ends_other_sessions_everywhere(
+    pair: tuple[Server, Server],
+) -> None:
+    a, b = pair
+    old = _signup(a)
+    login = {"login": "alice", "password": PASSWORD}
+    other = _cookie(httpx.post(f"{b.url}/login", json=login))
+    change = {"old_password": PASSWORD, "new_password": "another fine passphrase"}
+    response = httpx.put(f"{a.url}/password", json=change, headers=old)
+    new = _cookie(response)
+    for server in (a, b):
+        assert _profile(server, old).status_code == 403
+        assert _profile(server, other).status_code == 403
+        assert _profile(server, new).status_code == 200
+
+
+def test_deletion_on_one_instance_is_seen_at_once_by_the_other(
+    pair: tuple[Server, Server],
+) -> None:
+    a, b = pair
+    cookie = _signup(a)
+    assert _profile(b, cookie).status_code == 200
+    assert httpx.delete(f"{a.url}/profile", headers=cookie).status_code == 200
+    assert _profile(b, cookie).status_code == 403
+
+
+def test_avatar_uploaded_through_one_is_served_by_the_other(pair: tuple[Server, Server]) -> None:
+    a, b = pair
+    cookie = _signup(a)
+    files = {"avatar": ("me.png", encode("PNG"), "image/png")}
+    response = httpx.put(f"{a.url}/avatar", files=files, headers=cookie)
+    assert response.status_code == 200, response.text
+    path = httpx.URL(response.json()["avatar"]).path
+    served = httpx.get(f"{b.url}{path}")
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "image/png"
+    assert served.content == httpx.get(f"{a.url}{path}").content
+
+
+def test_simultaneous_signups_spread_over_both_make_one_account(
+    pair: tuple[Server, Server],
+) -> None:
+    def attempt(i: int) -> int:
+        server = pair[i % 2]
+        body = {"login": "alice", "password": PASSWORD, "email": f"alice{i}@example.com"}
+        return httpx.post(f"{server.url}/signup", json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(24) as pool:
+        statuses = Counter(pool.map(attempt, range(24)))
+    assert statuses == Counter({200: 1, 409: 23})
+
+
+def test_throttling_counts_attempts_made_on_both(start_server: StartServer) -> None:
+    limits = {"LOGIN_FAILURES_PER_ACCOUNT": "4"}
+    a = start_server(**limits).wait_ready()
+    b = start_server(**limits).wait_ready()
+    _signup(a)
+    wrong = {"login": "alice", "password": "not the password"}
+    for server in (a, b, a, b):
+        assert httpx.post(f"{server.url}/login", json=wrong).status_code == 403
+    for server in (a, b):
+        refused = httpx.post(f"{server.url}/login", json={**wrong, "password": PASSWORD})
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) > 0
+
+
+def test_instances_starting_together_migrate_exactly_once(
+    start_server: StartServer, fresh_database_url: str
+) -> None:
+    servers = [start_server(fresh_database_url) for _ in range(3)]
+    for server in servers:
+        server.wait_ready()
+    logs = "".join(server.log() for server in servers)
+    assert len(re.findall(r"Running upgrade\s+->", logs)) == 1
+    cookie = _signup(servers[0])
+    assert _profile(servers[2], cookie).status_code == 200
