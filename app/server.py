@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from app import avatars
 from app.config import Settings
 from app.runtime import Runtime
-from app.web import BodyLimit, SecurityHeaders
+from app.web import BodyLimit, SecurityHeaders, Timeouts
 from rest_compat.openapi import openapi_document
 from rest_compat.translator import message_response, rest_routes
 from schema.api import create_schema
@@ -27,6 +27,10 @@ from schema.view import GraphQLView
 logger = logging.getLogger("accounts")
 
 AVATAR_CACHE = "public, max-age=31536000, immutable"
+# Long enough for a full-size avatar over a slow link, short enough that a stalled client
+# or a stuck dependency does not hold a connection for ever.
+BODY_IDLE_TIMEOUT = 30.0
+REQUEST_TIMEOUT = 120.0
 
 
 def create_app(settings: Settings) -> ASGIApp:
@@ -77,6 +81,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 allow_headers=["content-type", "apollo-require-preflight", "x-requested-with"],
                 max_age=600,
             ),
+            Middleware(Timeouts, body_idle=BODY_IDLE_TIMEOUT, total=REQUEST_TIMEOUT),
             Middleware(BodyLimit, upload_max_bytes=settings.avatar_max_bytes),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -23,6 +24,48 @@ def media_type(headers: Headers) -> str:
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"The request body is larger than {limit} bytes")
+
+
+class BodyTooSlow(HTTPException):
+    def __init__(self, idle: float) -> None:
+        super().__init__(408, f"No part of the request body arrived for {idle:g} seconds")
+
+
+class Timeouts:
+    """Bounds the time a request may hold the server: a client that stops sending its body
+    gets `408`, and a request still unanswered at the deadline gets `503`.
+
+    (Waiting for request headers is uvicorn's part, and a proxy in front should bound it.)
+    """
+
+    def __init__(self, app: ASGIApp, *, body_idle: float, total: float) -> None:
+        self.app = app
+        self.body_idle = body_idle
+        self.total = total
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def timed_receive() -> Message:
+            try:
+                return await asyncio.wait_for(receive(), self.body_idle)
+            except TimeoutError:
+                raise BodyTooSlow(self.body_idle) from None
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.total):
+                await self.app(scope, timed_receive, tracking_send)
+        except TimeoutError:
+            if not started:
+                await _refuse(send, HTTPException(503, "The request took too long"))
 
 
 class SecurityHeaders:
