@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
 
 import httpx
+import pytest
+from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.server import create_app
@@ -41,3 +44,27 @@ def test_simultaneous_signups_of_many_logins_all_succeed(make_settings: object) 
         return {"login": f"user{i}", "password": PASSWORD, "email": f"user{i}@example.com"}
 
     assert asyncio.run(_serve(settings, 40, body)) == Counter({200: 40})
+
+
+def test_sqlite_lock_held_past_the_busy_timeout_is_429_not_500(
+    make_settings: object, make_client: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings: Settings = make_settings()  # type: ignore[operator]
+    if not settings.is_sqlite:
+        pytest.skip("SQLite's database-level write lock")
+    monkeypatch.setattr("app.db.SQLITE_BUSY_TIMEOUT_MS", 200)
+    client = make_client()  # type: ignore[operator]
+    body = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
+
+    # Another process's writer holds the lock for longer than the server will wait.
+    holder = sqlite3.connect(make_url(settings.database_url).database or "", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        refused = client.post("/signup", json=body)
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "1"
+        assert "Traceback" not in refused.text
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert client.post("/signup", json=body).status_code == 200
