@@ -88,6 +88,8 @@ def _operation(endpoint: Endpoint, method: str) -> dict[str, Any]:
             **{str(status): _error(status) for status in endpoint.errors},
         },
     }
+    if endpoint.session:
+        operation["security"] = [{"session": []}]
     if endpoint.fields is not None:
         properties = {name: spec.schema for name, spec in endpoint.fields.items()}
         properties |= {name: {"readOnly": True} for name in endpoint.ignored}

@@ -8,7 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-STRING = {"type": "string"}
+JsonSchema = dict[str, object]
+STRING: JsonSchema = {"type": "string"}
+# JSON Schema for the OpenAPI document. It describes the rules; app/rules.py enforces them
+# (with more than a schema can say: no login inside the password, no common passwords).
+LOGIN: JsonSchema = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$"}
+EMAIL: JsonSchema = {"type": "string", "format": "email", "maxLength": 254}
+PASSWORD: JsonSchema = {"type": "string", "minLength": 8, "maxLength": 1024}
+NAME: JsonSchema = {"type": "string", "maxLength": 64}
 
 
 @dataclass(frozen=True)
@@ -17,7 +24,7 @@ class Field:
 
     graphql_name: str
     required: bool = True
-    schema: dict[str, object] = field(default_factory=lambda: dict(STRING))
+    schema: JsonSchema = field(default_factory=lambda: dict(STRING))
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class Endpoint:
     # A multipart upload: (form field, GraphQL variable).
     upload: tuple[str, str] | None = None
     message: str = ""
+    # Whether the endpoint needs a logged-in session (the `session_id` cookie).
+    session: bool = True
     # `me` answers null when nobody is logged in; REST says that with a 403.
     null_means_logged_out: bool = False
 
@@ -47,10 +56,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Create an account and log in",
         result="profile",
         fields={
-            "login": Field("login", schema={"type": "string", "minLength": 3, "maxLength": 32}),
-            "password": Field("password", schema={"type": "string", "minLength": 8}),
-            "email": Field("email", schema={"type": "string", "maxLength": 254}),
+            "login": Field("login", schema=LOGIN),
+            "password": Field("password", schema=PASSWORD),
+            "email": Field("email", schema=EMAIL),
         },
+        session=False,
         errors=(400, 409, 413, 415),
     ),
     Endpoint(
@@ -60,6 +70,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Log in with the login or the email address",
         result="profile",
         fields={"login": Field("login"), "password": Field("password")},
+        session=False,
         errors=(400, 403, 413, 415, 429),
     ),
     Endpoint(
@@ -87,10 +98,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Change some of the profile's fields",
         result="profile",
         fields={
-            "username": Field("username", required=False),
-            "email": Field("email", required=False),
-            "firstname": Field("firstname", required=False),
-            "lastname": Field("lastname", required=False),
+            "username": Field("username", required=False, schema=LOGIN),
+            "email": Field("email", required=False, schema=EMAIL),
+            "firstname": Field("firstname", required=False, schema=NAME),
+            "lastname": Field("lastname", required=False, schema=NAME),
         },
         ignored=frozenset({"avatar"}),
         errors=(400, 403, 409, 413, 415),
@@ -113,7 +124,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         message="Password changed",
         fields={
             "old_password": Field("oldPassword"),
-            "new_password": Field("newPassword", schema={"type": "string", "minLength": 8}),
+            "new_password": Field("newPassword", schema=PASSWORD),
         },
         errors=(400, 403, 413, 415, 429),
     ),

@@ -21,6 +21,7 @@ from schema.api import Schema
 from schema.context import Context, apply_cookie
 from schema.errors import MASKED_MESSAGE, error_extensions, log_unexpected
 
+Handler = Callable[[Request], Awaitable[Response]]
 DOCUMENT_PATH = Path(__file__).with_name("operations.graphql")
 
 STATUS_BY_CODE = {
@@ -52,18 +53,30 @@ def load_operations(schema: Schema) -> DocumentNode:
 
 
 def rest_routes(runtime: Runtime, schema: Schema) -> list[Route]:
+    """One route per path, so a wrong method's `405` lists every method the path has."""
     document = load_operations(schema)
+    by_path: dict[str, dict[str, Handler]] = {}
+    for endpoint in ENDPOINTS:
+        handler = _handler(runtime, schema, document, endpoint)
+        for method in endpoint.methods:
+            by_path.setdefault(endpoint.path, {})[method] = handler
     return [
-        Route(
-            endpoint.path, _handler(runtime, schema, document, endpoint), methods=endpoint.methods
-        )
-        for endpoint in ENDPOINTS
+        Route(path, _by_method(handlers), methods=list(handlers))
+        for path, handlers in by_path.items()
     ]
+
+
+def _by_method(handlers: dict[str, Handler]) -> Handler:
+    async def dispatch(request: Request) -> Response:
+        # Starlette answers HEAD wherever GET is allowed; it runs the GET handler.
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    return dispatch
 
 
 def _handler(
     runtime: Runtime, schema: Schema, document: DocumentNode, endpoint: Endpoint
-) -> Callable[[Request], Awaitable[Response]]:
+) -> Handler:
     async def handle(request: Request) -> Response:
         try:
             variables = await _variables(request, endpoint)

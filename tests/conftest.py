@@ -7,6 +7,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -126,11 +127,10 @@ def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Se
             server.stop(signal.SIGKILL)
 
 
-@pytest.fixture
-def fresh_database_url(tmp_path: Path, postgres_url: str | None) -> Iterator[str]:
-    """A database no migration has touched yet (PostgreSQL: created here, dropped after)."""
+@contextmanager
+def _fresh_database(directory: Path, postgres_url: str | None) -> Iterator[str]:
     if postgres_url is None:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+        yield f"sqlite+aiosqlite:///{directory / 'fresh.db'}"
         return
     name = f"accounts_fresh_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
@@ -138,3 +138,28 @@ def fresh_database_url(tmp_path: Path, postgres_url: str | None) -> Iterator[str
         yield f"{postgres_url.rsplit('/', 1)[0]}/{name}"
     finally:
         asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path: Path, postgres_url: str | None) -> Iterator[str]:
+    """A database no migration has touched yet (PostgreSQL: created here, dropped after)."""
+    with _fresh_database(tmp_path, postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None
+) -> Iterator[Server]:
+    """One real server on its own database, shared by a module's tests (the fuzzers).
+
+    Its login throttle is out of reach: fuzzers fail thousands of logins by design.
+    """
+    directory = tmp_path_factory.mktemp("server")
+    unlimited = {"LOGIN_FAILURES_PER_ACCOUNT": "1000000", "LOGIN_FAILURES_PER_IP": "1000000"}
+    with _fresh_database(directory, postgres_url) as url:
+        server = Server(url, directory, **unlimited)
+        try:
+            yield server.wait_ready()
+        finally:
+            server.stop()
