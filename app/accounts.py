@@ -99,9 +99,17 @@ async def logout(rt: Runtime, principal: Principal) -> None:
         await sessions.end(db, principal)
 
 
+PROFILE_SQL = (
+    "SELECT u.login, u.email, u.firstname, u.lastname, a.key"
+    " FROM users u LEFT JOIN avatars a ON a.user_id = u.id WHERE u.id = :user_id"
+)
+
+
 async def get_profile(rt: Runtime, principal: Principal) -> Profile:
-    async with rt.db.read() as db:
-        return await _profile(db, principal.user_id)
+    row = await rt.db.fetch_one(PROFILE_SQL, user_id=principal.user_id)
+    if row is None:
+        raise NotAuthenticated("You must be logged in")
+    return Profile(*row)
 
 
 async def update_profile(
