@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from graphql import DocumentNode, ExecutionResult, execute, parse, validate
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FragmentDefinitionNode,
+    OperationDefinitionNode,
+    parse,
+    validate,
+)
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,6 +26,7 @@ from rest_compat.routes import ENDPOINTS, Endpoint
 from schema.api import Schema
 from schema.context import Context, apply_cookie
 from schema.errors import MASKED_MESSAGE, error_extensions, log_unexpected
+from schema.execution import run
 
 Handler = Callable[[Request], Awaitable[Response]]
 DOCUMENT_PATH = Path(__file__).with_name("operations.graphql")
@@ -43,21 +50,30 @@ class BadRequest(Exception):
         self.message = message
 
 
-def load_operations(schema: Schema) -> DocumentNode:
-    """Parse and validate the operations once; a mistake stops start-up, not a request."""
+def load_operations(schema: Schema) -> dict[str, DocumentNode]:
+    """Parse and validate the operations once; a mistake stops start-up, not a request.
+
+    Each operation gets a document of its own (with the fragments), so executing one does
+    not walk all the others.
+    """
     document = parse(DOCUMENT_PATH.read_text())
     errors = validate(schema._schema, document)
     if errors:
         raise RuntimeError(f"{DOCUMENT_PATH.name} does not match the schema: {errors}")
-    return document
+    fragments = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
+    return {
+        d.name.value: DocumentNode(definitions=(d, *fragments))
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode) and d.name is not None
+    }
 
 
 def rest_routes(runtime: Runtime, schema: Schema) -> list[Route]:
     """One route per path, so a wrong method's `405` lists every method the path has."""
-    document = load_operations(schema)
+    operations = load_operations(schema)
     by_path: dict[str, dict[str, Handler]] = {}
     for endpoint in ENDPOINTS:
-        handler = _handler(runtime, schema, document, endpoint)
+        handler = _handler(runtime, schema, operations[endpoint.operation], endpoint)
         for method in endpoint.methods:
             by_path.setdefault(endpoint.path, {})[method] = handler
     return [
@@ -83,16 +99,13 @@ def _handler(
         except BadRequest as exc:
             return message_response(exc.status, exc.message)
         context = Context.from_request(runtime, request)
-        outcome = execute(
-            schema._schema,
+        result = await run(
+            schema,
             document,
-            variable_values=variables,
-            context_value=context,
+            variables=variables,
             operation_name=endpoint.operation,
-            executor_class=schema.execution_context_class,
-            operation_extensions=None,
+            context=context,
         )
-        result = await outcome if inspect.isawaitable(outcome) else outcome
         response = _response(endpoint, result)
         apply_cookie(response, context, runtime.settings)
         return response

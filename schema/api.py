@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -113,6 +114,10 @@ class Mutation:
 
 
 class Schema(strawberry.Schema):
+    # The alias rule is built once: ValidationCache's key includes the rule classes, and
+    # MaxAliasesLimiter would build a new class for every request, so nothing would hit.
+    alias_rules = tuple(MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -123,7 +128,7 @@ class Schema(strawberry.Schema):
 def create_schema(settings: Settings) -> Schema:
     extensions: list[Any] = [
         functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-        functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+        functools.partial(AddValidationRules, list(Schema.alias_rules)),
         ParserCache,
         ValidationCache,
     ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from cross_web import HTTPException as ViewError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -12,16 +15,23 @@ from strawberry.types import ExecutionResult
 
 from app.runtime import Runtime
 from app.web import BodyTooLarge, media_type
+from schema.api import Schema
 from schema.context import Context, apply_cookie
 from schema.errors import public_error
+from schema.execution import Prepared, run
 
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-requested-with")
+REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, runtime: Runtime, schema: object) -> None:
-        super().__init__(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)  # type: ignore[arg-type]
+    def __init__(self, runtime: Runtime, schema: Schema) -> None:
+        super().__init__(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)
         self.runtime = runtime
+        self.prepared = Prepared.for_schema(
+            schema, introspection=runtime.settings.graphql_introspection
+        )
+        self.graphql_schema = schema
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -31,13 +41,46 @@ class GraphQLView(GraphQL[Context, None]):
         context = Context.from_request(self.runtime, request)
         try:
             _check_post(request)
-            response = await self.run(request, context=context)
+            response = await self._prepared_post(request, context) or await self.run(
+                request, context=context
+            )
         except ViewError as exc:
             response = error_response(exc.status_code, exc.reason)
         except BodyTooLarge as exc:
             response = error_response(413, exc.detail, code="PAYLOAD_TOO_LARGE")
         apply_cookie(response, context, self.runtime.settings)
         await response(scope, receive, send)
+
+    async def _prepared_post(self, request: Request, context: Context) -> Response | None:
+        """A JSON POST of a valid query or mutation, executed from the prepared cache.
+
+        Returns None for anything else (GET, uploads, GraphiQL, malformed bodies, documents
+        with errors), which Strawberry's full path then handles and reports as usual.
+        """
+        if request.method != "POST" or media_type(request.headers) != "application/json":
+            return None
+        try:
+            body: Any = json.loads(await request.body())
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or not body.keys() <= REQUEST_KEYS:
+            return None
+        query, variables, name = body.get("query"), body.get("variables"), body.get("operationName")
+        if not (
+            isinstance(query, str)
+            and (variables is None or isinstance(variables, dict))
+            and (name is None or isinstance(name, str))
+        ):
+            return None
+        document = self.prepared.operation(query, name)
+        if document is None:
+            return None
+        result = await run(
+            self.graphql_schema, document, variables=variables, operation_name=name, context=context
+        )
+        outcome = ExecutionResult(data=result.data, errors=result.errors, extensions=None)
+        data = await self.process_result(request, outcome)
+        return Response(self.encode_json(data), media_type="application/json")
 
     async def process_result(
         self, request: Request, result: ExecutionResult
