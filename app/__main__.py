@@ -37,6 +37,7 @@ def main(argv: list[str]) -> int:
         port=settings.port,
         workers=settings.workers,
         proxy_headers=False,
+        access_log=settings.access_log,
         server_header=False,
         timeout_graceful_shutdown=10,
     )

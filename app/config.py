@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(default=900, ge=1)
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     workers: int = Field(default=1, ge=1, le=64)
+    # One log line per request costs about a tenth of the throughput; a load balancer in
+    # front usually keeps these lines already.
+    access_log: bool = False
     migrate_on_start: bool = True
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from app import avatars
 from app.config import Settings
 from app.runtime import Runtime
-from app.web import BodyLimit, SecurityHeaders, Timeouts
+from app.web import RequestLimits, SecurityHeaders
 from rest_compat.openapi import openapi_document
 from rest_compat.translator import message_response, rest_routes
 from schema.api import create_schema
@@ -70,20 +70,28 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
+    middleware = [
+        Middleware(
+            RequestLimits,
+            upload_max_bytes=settings.avatar_max_bytes,
+            body_idle=BODY_IDLE_TIMEOUT,
+            total=REQUEST_TIMEOUT,
+        ),
+    ]
+    if settings.cors_origins:
+        # Without listed origins the browser's same-origin rule is the whole policy.
+        cors = Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["content-type", "apollo-require-preflight", "x-requested-with"],
+            max_age=600,
+        )
+        middleware.insert(0, cors)
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_credentials=True,
-                allow_methods=["GET", "POST", "PUT", "DELETE"],
-                allow_headers=["content-type", "apollo-require-preflight", "x-requested-with"],
-                max_age=600,
-            ),
-            Middleware(Timeouts, body_idle=BODY_IDLE_TIMEOUT, total=REQUEST_TIMEOUT),
-            Middleware(BodyLimit, upload_max_bytes=settings.avatar_max_bytes),
-        ],
+        middleware=middleware,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )

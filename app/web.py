@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,7 +13,9 @@ JSON_MAX_BYTES = 1024 * 1024
 # Room for the multipart envelope and the `operations`/`map` fields around the file.
 MULTIPART_OVERHEAD = 64 * 1024
 
-NO_CONTENT_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
+NO_CONTENT_POLICY = b"default-src 'none'; frame-ancestors 'none'; sandbox"
+ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+ALWAYS_SET = frozenset(name for name, _ in ALWAYS) | {b"content-security-policy"}
 
 
 def media_type(headers: Headers) -> str:
@@ -31,43 +33,6 @@ class BodyTooSlow(HTTPException):
         super().__init__(408, f"No part of the request body arrived for {idle:g} seconds")
 
 
-class Timeouts:
-    """Bounds the time a request may hold the server: a client that stops sending its body
-    gets `408`, and a request still unanswered at the deadline gets `503`.
-
-    (Waiting for request headers is uvicorn's part, and a proxy in front should bound it.)
-    """
-
-    def __init__(self, app: ASGIApp, *, body_idle: float, total: float) -> None:
-        self.app = app
-        self.body_idle = body_idle
-        self.total = total
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def timed_receive() -> Message:
-            try:
-                return await asyncio.wait_for(receive(), self.body_idle)
-            except TimeoutError:
-                raise BodyTooSlow(self.body_idle) from None
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            async with asyncio.timeout(self.total):
-                await self.app(scope, timed_receive, tracking_send)
-        except TimeoutError:
-            if not started:
-                await _refuse(send, HTTPException(503, "The request took too long"))
-
-
 class SecurityHeaders:
     """Headers every response carries (the contract's and OWASP's defaults)."""
 
@@ -81,26 +46,43 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["x-content-type-options"] = "nosniff"
-                headers["referrer-policy"] = "no-referrer"
-                headers.setdefault("cache-control", "no-store")
-                content_type = headers.get("content-type", "")
-                if content_type.startswith(("application/json", "image/")):
-                    headers["content-security-policy"] = NO_CONTENT_POLICY
-                else:
-                    headers.setdefault("x-frame-options", "DENY")
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", ())
+                    if name.lower() not in ALWAYS_SET
+                ]
+                present = {name.lower() for name, _ in headers}
+                content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
+                if content_type.startswith((b"application/json", b"image/")):
+                    headers.append((b"content-security-policy", NO_CONTENT_POLICY))
+                elif b"x-frame-options" not in present:
+                    headers.append((b"x-frame-options", b"DENY"))
+                if b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                headers += ALWAYS
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
-class BodyLimit:
-    """Refuses a request body past its limit while it streams in, before it is stored."""
+class RequestLimits:
+    """Bounds what one request may take from the server.
 
-    def __init__(self, app: ASGIApp, *, upload_max_bytes: int) -> None:
+    - Size: a body past its limit (1 MiB of JSON, or the upload limit plus the multipart
+      envelope) is refused with `413` while it streams in, before it is stored.
+    - Time: a client that stops sending its body gets `408` after `body_idle` seconds, and a
+      request still unanswered after `total` seconds gets `503`. (Waiting for the request
+      headers is uvicorn's part, and a proxy in front should bound it.)
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, upload_max_bytes: int, body_idle: float, total: float
+    ) -> None:
         self.app = app
         self.upload_limit = upload_max_bytes + MULTIPART_OVERHEAD
+        self.body_idle = body_idle
+        self.total = total
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,17 +96,32 @@ class BodyLimit:
             await _refuse(send, BodyTooLarge(limit))
             return
         received = 0
+        started = False
 
-        async def counting_receive() -> Message:
+        async def limited_receive() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                async with asyncio.timeout(self.body_idle):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow(self.body_idle) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.total):
+                await self.app(scope, limited_receive, tracking_send)
+        except TimeoutError:
+            if not started:
+                await _refuse(send, HTTPException(503, "The request took too long"))
 
 
 async def _refuse(send: Send, error: HTTPException) -> None:

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Scope
 
-from app.web import Timeouts
+from app.web import RequestLimits
 
 
 async def echo(request: Request) -> Response:
@@ -32,7 +32,7 @@ async def as_json(request: Request, exc: Exception) -> Response:
 
 APP = Starlette(
     routes=[Route("/echo", echo, methods=["POST"]), Route("/slow", slow)],
-    middleware=[Middleware(Timeouts, body_idle=0.2, total=0.5)],
+    middleware=[Middleware(RequestLimits, upload_max_bytes=1024, body_idle=0.2, total=0.5)],
     exception_handlers={HTTPException: as_json},
 )
 
