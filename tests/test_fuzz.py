@@ -6,6 +6,7 @@ never a traceback. Bounded (max_examples) so that `make test` stays quick.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -27,15 +28,21 @@ FUZZ_SETTINGS = settings(
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-FUZZER = {"login": "fuzzer", "password": "fuzzing passphrase", "email": "fuzzer@example.com"}
+PASSWORD = "fuzzing passphrase"
+ACCOUNTS = itertools.count()
+current = {"login": "fuzzer0"}
 
 
 def _log_in(base_url: str) -> str:
-    """A fresh session for the fuzzer, signing up again if an example deleted the account."""
+    """A fresh session for the fuzzer. Examples may rename or delete its account, so when
+    the login fails a new account is signed up."""
     with httpx.Client(base_url=base_url, timeout=30) as client:
-        response = client.post("/login", json={"login": "fuzzer", "password": FUZZER["password"]})
-        if response.status_code == 403:
-            response = client.post("/signup", json=FUZZER)
+        response = client.post("/login", json={"login": current["login"], "password": PASSWORD})
+        if response.status_code != 200:
+            current["login"] = login = f"fuzzer{next(ACCOUNTS)}"
+            body = {"login": login, "password": PASSWORD, "email": f"{login}@example.com"}
+            response = client.post("/signup", json=body)
+        assert response.status_code == 200, response.text
         return response.cookies["session_id"]
 
 
