@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
 
-import anyio
 import bcrypt
 
 from app.errors import TooManyRequests
@@ -40,17 +43,27 @@ def _verify(password: str, hashed: str) -> bool:
         return False
 
 
+# Hashing threads run this much nicer than the event loop: when both want the CPU, serving
+# requests comes first and logins take what is left, which is all of it when nothing else
+# runs. (Linux applies a thread's own niceness; elsewhere this is skipped.)
+HASHING_NICENESS = 10
+
+
 class PasswordHasher:
-    """bcrypt in worker threads, at most one per core, with a bounded queue.
+    """bcrypt on its own worker threads, one per core, with a bounded queue.
 
     bcrypt releases the GIL, so hashing on threads keeps the event loop free; the queue
-    bound turns a flood of logins into quick 429s instead of unbounded latency.
+    bound turns a flood of logins into quick 429s instead of unbounded latency. A hash
+    counts against the bound until its thread has finished it, even if the request that
+    asked for it is gone.
     """
 
     def __init__(self, rounds: int, *, max_waiting: int | None = None) -> None:
         self.rounds = rounds
         cores = os.cpu_count() or 1
-        self._limiter = anyio.CapacityLimiter(cores)
+        self._pool = ThreadPoolExecutor(
+            max_workers=cores, thread_name_prefix="password-hash", initializer=_lower_priority
+        )
         self._max_in_flight = cores + (max_waiting if max_waiting is not None else 32 * cores)
         self._in_flight = 0
         self._dummy_hash: str | None = None
@@ -74,14 +87,25 @@ class PasswordHasher:
         except (IndexError, ValueError):
             return True
 
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     async def _run(self, work: Callable[[], T]) -> T:
         if self._in_flight >= self._max_in_flight:
             raise TooManyRequests("Too many password checks in progress", retry_after=1)
+        loop = asyncio.get_running_loop()
         self._in_flight += 1
-        try:
-            return await anyio.to_thread.run_sync(work, limiter=self._limiter)
-        finally:
-            self._in_flight -= 1
+        job = self._pool.submit(work)
+        job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+        return await asyncio.wrap_future(job)
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
 
 
 def new_session_token() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,7 +61,14 @@ def create_app(settings: Settings) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await runtime.db.migrate()
+        # Everything built so far (schema, routes, imported modules) lives as long as the
+        # process: keep it out of the collector's full passes, which otherwise pause every
+        # request in flight for tens of milliseconds now and then.
+        gc.collect()
+        gc.freeze()
         yield
+        gc.unfreeze()
+        runtime.passwords.close()
         await runtime.db.dispose()
 
     routes = [

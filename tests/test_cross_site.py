@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from app.errors import TooManyRequests
-from app.security import PasswordHasher
+from app.security import HASHING_NICENESS, PasswordHasher
 from tests.conftest import MakeClient
 
 
@@ -41,3 +42,17 @@ def test_hashing_queue_is_bounded() -> None:
     assert refused, "a flood past the queue bound must be refused quickly"
     assert all(isinstance(r, str | TooManyRequests) for r in results)
     assert refused[0].retry_after == 1
+
+
+def test_hashing_threads_yield_the_cpu_to_the_event_loop() -> None:
+    async def niceness() -> tuple[int, int]:
+        hasher = PasswordHasher(4)
+        try:
+            # getpriority(PRIO_PROCESS, 0) reads the calling thread's own niceness on Linux.
+            inside = await hasher._run(lambda: os.getpriority(os.PRIO_PROCESS, 0))
+        finally:
+            hasher.close()
+        return inside, os.getpriority(os.PRIO_PROCESS, 0)
+
+    hashing, serving = asyncio.run(niceness())
+    assert hashing == min(serving + HASHING_NICENESS, 19)
