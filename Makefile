@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-postgres lint typecheck pytest lock clean
+.PHONY: run test test-postgres bench lint typecheck pytest lock clean
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m app
@@ -24,6 +24,11 @@ pytest: $(VENV)/.dev
 # The same suite on PostgreSQL (127.0.0.1:5432, user postgres); it creates and drops its database.
 test-postgres: $(VENV)/.dev
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Load figures against hand-written reference handlers (bench/README.md); needs wrk.
+bench: $(VENV)/.dev
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'

@@ -1,0 +1,334 @@
+"""`make bench`: the service against hand-written reference handlers, measured in one run.
+
+Everything runs on loopback on this machine: the service started as `make run` starts it
+(`python -m app`, its own temporary SQLite database), the two reference servers from
+bench/reference.py on the same database, and `wrk` as the load. The machine is shared and
+noisy, so every speed figure is a ratio of two medians taken in alternating rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "steady load passphrase"
+ME = '{"query": "{ me { username email firstname lastname avatar } }"}'
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@dataclass
+class Load:
+    """What wrk measured: requests per second and latency percentiles in milliseconds."""
+
+    rps: float
+    p50: float
+    p99: float
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def peak_rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(match.group(1)) / 1024 if match else float("nan")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start(name: str, command: list[str], env: dict[str, str], port: int, log: Path) -> Server:
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    server = Server(name, process, f"http://127.0.0.1:{port}")
+    wait_ready(server, "/healthz" if name == "service" else "/profile")
+    return server
+
+
+def wait_ready(server: Server, path: str, timeout: float = 60) -> float:
+    """Seconds until `path` first answers (any status below 500)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if server.process.poll() is not None:
+            raise SystemExit(f"{server.name} exited with {server.process.returncode}")
+        try:
+            if httpx.get(server.url + path, timeout=1).status_code < 500:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.01)
+    raise SystemExit(f"{server.name} did not answer {path} within {timeout} s")
+
+
+def lua(directory: Path, name: str, method: str, body: str) -> Path:
+    script = directory / f"{name}.lua"
+    script.write_text(
+        f'wrk.method = "{method}"\n'
+        f"wrk.body = [[{body}]]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return script
+
+
+def wrk(
+    url: str, seconds: float, connections: int, cookie: str = "", script: Path | None = None
+) -> Load:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    if cookie:
+        command += ["-H", f"Cookie: session_id={cookie}"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
+    if re.search(r"Non-2xx or 3xx responses", output):
+        raise SystemExit(f"wrk saw error responses from {url}:\n{output}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    percentiles = {
+        int(p): float(value) * UNITS[unit]
+        for p, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+    }
+    return Load(rps, percentiles[50], percentiles[99])
+
+
+def bcrypt_seconds(rounds: int, samples: int = 5) -> float:
+    salt = bcrypt.gensalt(rounds)
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        bcrypt.hashpw(b"x" * 44, salt)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def median(loads: list[Load], field: str) -> float:
+    values: list[float] = [getattr(load, field) for load in loads]
+    return statistics.median(values)
+
+
+def database_url(directory: Path) -> str:
+    return f"sqlite+aiosqlite:///{directory / 'bench.db'}"
+
+
+@contextmanager
+def servers(directory: Path) -> Iterator[dict[str, Server]]:
+    """The service as `make run` starts it, and the two reference servers on its database."""
+    url = database_url(directory)
+    env = {**os.environ, "DATABASE_URL": url, "BENCH_DATABASE_URL": url}
+    env.pop("BCRYPT_ROUNDS", None)  # the default, 12, as in production
+    log = directory / "servers.log"
+    started: dict[str, Server] = {}
+    try:
+        port = free_port()
+        service_env = env | {"HOST": "127.0.0.1", "PORT": str(port)}
+        started["service"] = start("service", [sys.executable, "-m", "app"], service_env, port, log)
+        for name in ("ceiling", "orm_baseline"):
+            port = free_port()
+            command = [sys.executable, "-m", "uvicorn", "--factory", f"bench.reference:{name}"]
+            command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+            started[name] = start(name, command, env, port, log)
+        yield started
+    finally:
+        for server in started.values():
+            if server.process.poll() is None:
+                server.stop()
+
+
+@dataclass
+class Row:
+    label: str
+    figure: str
+    target: str = ""
+    ok: bool = True
+
+
+@dataclass
+class Run:
+    """One benchmark run: the servers, the logged-in cookie, the wrk scripts, the settings."""
+
+    running: dict[str, Server]
+    cookie: str
+    scripts: dict[str, Path]
+    rounds: int
+    seconds: float
+    connections: int
+
+    def url(self, server: str, path: str) -> str:
+        return self.running[server].url + path
+
+
+def reads(run: Run) -> list[Row]:
+    """GET /profile and `{ me }` against the ceiling and the ORM baseline, alternating."""
+    targets = {
+        "ceiling": (run.url("ceiling", "/profile"), None),
+        "orm": (run.url("orm_baseline", "/profile"), None),
+        "rest": (run.url("service", "/profile"), None),
+        "graphql": (run.url("service", "/graphql"), run.scripts["graphql"]),
+    }
+    for url, script in targets.values():  # warm-up
+        wrk(url, 1, run.connections, run.cookie, script)
+    loads: dict[str, list[Load]] = {name: [] for name in targets}
+    for _ in range(run.rounds):
+        for name, (url, script) in targets.items():
+            loads[name].append(wrk(url, run.seconds, run.connections, run.cookie, script))
+    rps = {name: median(runs, "rps") for name, runs in loads.items()}
+    rows = []
+    for name, label, goal in (
+        ("rest", "REST GET /profile", 0.30),
+        ("graphql", "GraphQL { me }", 0.25),
+    ):
+        ratio = rps[name] / rps["ceiling"]
+        figure = f"{ratio:.2f} ({rps[name]:,.0f} ÷ {rps['ceiling']:,.0f} req/s)"
+        rows.append(Row(f"{label} ÷ ceiling", figure, f"≥ {goal:.2f}", ratio >= goal))
+    for name, label in (("rest", "REST"), ("graphql", "GraphQL")):
+        ratio = rps[name] / rps["orm"]
+        figure = f"{ratio:.1f} ({rps[name]:,.0f} ÷ {rps['orm']:,.0f} req/s)"
+        rows.append(Row(f"  {label} ÷ ORM baseline (for reference)", figure))
+    return rows
+
+
+def writes(run: Run) -> list[Row]:
+    """PUT /profile against the ORM baseline doing the same update, alternating."""
+    targets = {"orm": run.url("orm_baseline", "/profile"), "rest": run.url("service", "/profile")}
+    loads: dict[str, list[Load]] = {name: [] for name in targets}
+    for _ in range(run.rounds):
+        for name, url in targets.items():
+            loads[name].append(
+                wrk(url, run.seconds, run.connections, run.cookie, run.scripts["put"])
+            )
+    rest, orm = median(loads["rest"], "rps"), median(loads["orm"], "rps")
+    figure = f"{rest / orm:.2f} ({rest:,.0f} ÷ {orm:,.0f} req/s)"
+    return [Row("REST PUT /profile ÷ ORM baseline", figure, "≥ 0.80", rest / orm >= 0.8)]
+
+
+def logins(run: Run) -> list[Row]:
+    """Login throughput against the CPU's limit, then GET /profile's p99 during a storm."""
+    hash_seconds = bcrypt_seconds(12)
+    limit = (os.cpu_count() or 1) / hash_seconds
+    login_url, profile_url = run.url("service", "/login"), run.url("service", "/profile")
+    script = run.scripts["login"]
+    rate = median([wrk(login_url, run.seconds * 2, 4, "", script) for _ in range(2)], "rps")
+    figure = f"{rate / limit:.2f} ({rate:.1f} ÷ {limit:.1f}; one hash {hash_seconds * 1000:.0f} ms)"
+    rows = [Row("logins/s ÷ (cores ÷ one hash)", figure, "≥ 0.80", rate / limit >= 0.8)]
+    at_rest: list[Load] = []
+    in_storm: list[Load] = []
+    for _ in range(run.rounds):
+        at_rest.append(wrk(profile_url, run.seconds, 4, run.cookie))
+        # Four clients logging in continuously, from a second wrk, around the measurement.
+        storm_seconds = f"-d{run.seconds + 2:g}s"
+        storm = subprocess.Popen(
+            ["wrk", "-t1", "-c4", storm_seconds, "-s", str(script), login_url],
+            stdout=subprocess.DEVNULL,
+        )
+        time.sleep(1)
+        in_storm.append(wrk(profile_url, run.seconds, 4, run.cookie))
+        storm.wait()
+    rest, busy = median(at_rest, "p99"), median(in_storm, "p99")
+    figure = f"{busy / rest:.2f} ({busy:.2f} ÷ {rest:.2f} ms)"
+    rows.append(
+        Row("p99 GET /profile in login storm ÷ at rest", figure, "≤ 3.00", busy / rest <= 3)
+    )
+    return rows
+
+
+def startup(directory: Path) -> Row:
+    """Seconds from process start to the first 200 from /healthz, on the existing database."""
+    times = []
+    for _ in range(3):
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": database_url(directory), "PORT": str(port)}
+        with (directory / "startup.log").open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=out, stderr=out
+            )
+        server = Server("service", process, f"http://127.0.0.1:{port}")
+        times.append(wait_ready(server, "/healthz"))
+        server.stop()
+    seconds = statistics.median(times)
+    return Row("start-up to first /healthz 200", f"{seconds:.2f} s", "< 2 s", seconds < 2)
+
+
+def common_password_check() -> Row:
+    """The cost of the password rules (common-password lookup included) at 1,024 characters."""
+    from app import rules
+
+    value = "correct horse battery staple " * 35
+    value = value[:1024]
+    runs = 2000
+    started = time.perf_counter()
+    for _ in range(runs):
+        rules.password(value, login="someone", email="someone@example.com")
+    micros = (time.perf_counter() - started) / runs * 1e6
+    return Row("password rules on 1,024 characters (for reference)", f"{micros:.1f} µs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per figure")
+    parser.add_argument("--seconds", type=float, default=3, help="length of one wrk run")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="accounts-bench-") as tmp:
+        directory = Path(tmp)
+        with servers(directory) as running:
+            service = running["service"]
+            body = {"login": "bench", "password": PASSWORD, "email": "bench@example.com"}
+            cookie = httpx.post(f"{service.url}/signup", json=body).cookies["session_id"]
+            credentials = f'{{"login": "bench", "password": "{PASSWORD}"}}'
+            scripts = {
+                "graphql": lua(directory, "graphql", "POST", ME),
+                "put": lua(directory, "put", "PUT", '{"firstname": "Bench"}'),
+                "login": lua(directory, "login", "POST", credentials),
+            }
+            run = Run(running, cookie, scripts, args.rounds, args.seconds, args.connections)
+            rows += reads(run) + writes(run) + logins(run)
+            peak = service.peak_rss_mb()
+            rows.append(Row("peak RSS of the service", f"{peak:.0f} MB", "< 150 MB", peak < 150))
+        rows.append(startup(directory))
+    rows.append(common_password_check())
+
+    print(
+        f"\n{args.rounds} rounds of {args.seconds:g} s each, wrk -t1 -c{args.connections}, "
+        f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}\n"
+    )
+    width = max(len(row.label) for row in rows)
+    figure_width = max(len(row.figure) for row in rows)
+    for row in rows:
+        mark = "" if not row.target else ("ok" if row.ok else "MISSED")
+        print(f"{row.label:<{width}}  {row.figure:<{figure_width}}  {row.target:<8}  {mark}")
+
+
+if __name__ == "__main__":
+    main()
