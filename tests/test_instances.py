@@ -7,9 +7,12 @@ tests show that processes sharing one file agree as well.
 from __future__ import annotations
 
 import re
+import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -136,3 +139,23 @@ def test_instances_starting_together_migrate_exactly_once(
     assert len(re.findall(r"Running upgrade\s+->", logs)) == 1
     cookie = _signup(servers[0])
     assert _profile(servers[2], cookie).status_code == 200
+
+
+def test_workers_setting_runs_that_many_server_processes(start_server: StartServer) -> None:
+    server = start_server(WORKERS="2").wait_ready()
+
+    def workers() -> int:
+        # uvicorn spawns each worker with multiprocessing (beside its resource tracker).
+        pid = server.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        commands = [Path(f"/proc/{child}/cmdline").read_bytes() for child in children]
+        return sum(b"spawn_main" in command for command in commands)
+
+    deadline = time.monotonic() + 30
+    while workers() < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers() == 2
+    cookie = _signup(server)
+    # Whichever worker takes each connection, the session is known to it.
+    assert all(_profile(server, cookie).status_code == 200 for _ in range(10))
+    assert server.stop() in (0, -signal.SIGTERM)
