@@ -80,3 +80,30 @@ def test_client_address_is_the_socket_peer_unless_a_proxy_is_trusted() -> None:
     assert client_address(_request("10.1.1.1", spoofed), trusted) == "203.0.113.9"
     assert client_address(_request("10.1.1.1", "203.0.113.9, 10.2.2.2"), trusted) == "203.0.113.9"
     assert client_address(_request("10.1.1.1", None), trusted) == "10.1.1.1"
+
+
+def test_101_wrong_passwords_in_a_row_are_stopped(face: Face) -> None:
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    face.client.cookies.clear()
+    statuses = [face.login("alice", f"wrong guess {i}").status for i in range(101)]
+    assert statuses[:10] == [403] * 10
+    assert set(statuses[10:]) == {429}
+    assert face.login("alice", PASSWORD).status == 429
+
+
+def test_101_wrong_passwords_spread_over_aliases_are_stopped(client: TestClient) -> None:
+    client.post("/signup", json={"login": "alice", "password": PASSWORD, "email": "a@b.co"})
+    guesses = [f"wrong guess {i}" for i in range(101)]
+    codes: list[str] = []
+    for start in range(0, len(guesses), 10):
+        aliases = " ".join(
+            f'g{i}: login(input: {{login: "alice", password: "{guess}"}}) {{ username }}'
+            for i, guess in enumerate(guesses[start : start + 10])
+        )
+        body = client.post("/graphql", json={"query": f"mutation {{ {aliases} }}"}).json()
+        codes += [error["extensions"]["code"] for error in body["errors"]]
+    # No more than the account's limit of attempts is ever checked; the rest are refused.
+    assert codes.count("UNAUTHENTICATED") == 10
+    assert codes[10:] and set(codes[10:]) == {"TOO_MANY_REQUESTS"}
+    response = client.post("/login", json={"login": "alice", "password": PASSWORD})
+    assert response.status_code == 429
