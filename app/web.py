@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -16,6 +17,15 @@ MULTIPART_OVERHEAD = 64 * 1024
 NO_CONTENT_POLICY = b"default-src 'none'; frame-ancestors 'none'; sandbox"
 ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 ALWAYS_SET = frozenset(name for name, _ in ALWAYS) | {b"content-security-policy"}
+
+
+def loads_json(data: str | bytes) -> Any:
+    """`json.loads`, with nesting too deep to decode reported like any other malformed JSON
+    (a JSONDecodeError, so a 400) rather than as a RecursionError, which would be a 500."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
 
 def media_type(headers: Headers) -> str:

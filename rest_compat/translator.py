@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.runtime import Runtime
-from app.web import media_type
+from app.web import loads_json, media_type
 from rest_compat.routes import ENDPOINTS, Endpoint
 from schema.api import Schema
 from schema.context import Context, apply_cookie
@@ -128,8 +127,8 @@ async def _json_object(request: Request) -> dict[str, Any]:
     if content_type != "application/json":
         raise BadRequest(415, "Send the body as application/json")
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+        body = loads_json(await request.body())
+    except ValueError:
         raise BadRequest(400, "The body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest(400, "The body must be a JSON object")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cross_web import HTTPException as ViewError
@@ -14,7 +13,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
 
 from app.runtime import Runtime
-from app.web import BodyTooLarge, media_type
+from app.web import BodyTooLarge, loads_json, media_type
 from schema.api import Schema
 from schema.context import Context, apply_cookie
 from schema.errors import public_error
@@ -60,7 +59,7 @@ class GraphQLView(GraphQL[Context, None]):
         if request.method != "POST" or media_type(request.headers) != "application/json":
             return None
         try:
-            body: Any = json.loads(await request.body())
+            body: Any = loads_json(await request.body())
         except ValueError:
             return None
         if not isinstance(body, dict) or not body.keys() <= REQUEST_KEYS:
@@ -81,6 +80,9 @@ class GraphQLView(GraphQL[Context, None]):
         outcome = ExecutionResult(data=result.data, errors=result.errors, extensions=None)
         data = await self.process_result(request, outcome)
         return Response(self.encode_json(data), media_type="application/json")
+
+    def decode_json(self, data: str | bytes) -> object:
+        return loads_json(data)
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -136,3 +136,15 @@ def test_password_never_appears_in_logs(
     assert PASSWORD not in caplog.text
     assert "wrong password here" not in caplog.text
     assert client.cookies["session_id"] not in caplog.text
+
+
+def test_json_nested_too_deeply_to_decode_is_400(client: TestClient) -> None:
+    too_deep = "[" * 3000 + "]" * 3000
+    query = '{"query": "{ me { username } }", "variables": {"v": ' + too_deep + "}}"
+    headers = {"content-type": "application/json"}
+    for body in (too_deep, query):
+        response = client.post("/graphql", content=body, headers=headers)
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    params = {"query": "{ me { username } }", "variables": too_deep}
+    assert client.get("/graphql", params=params).status_code == 400

@@ -47,7 +47,8 @@ def test_charset_parameter_is_accepted(client: TestClient) -> None:
 
 
 def test_malformed_body_is_400(client: TestClient) -> None:
-    for body in (b"{", b"[]", b'"text"', b"", b"\xff\xfe"):
+    too_deep = b"[" * 100_000 + b"]" * 100_000
+    for body in (b"{", b"[]", b'"text"', b"", b"\xff\xfe", too_deep):
         response = client.post("/login", content=body, headers={"content-type": "application/json"})
         assert response.status_code == 400, body
         assert response.json()["message"]
