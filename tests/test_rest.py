@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import pytest
 from starlette.testclient import TestClient
 
+from app.config import Settings
+from app.server import create_app
 from rest_compat.routes import ENDPOINTS
 from tests.conftest import MakeClient
 
@@ -145,3 +148,26 @@ def test_healthz_is_503_when_database_is_unreachable(make_client: MakeClient) ->
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable"}
+
+
+def test_a_bug_escaping_a_route_is_a_masked_500_and_logged(
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Starlette re-raises after answering, for the server's log; the test client must not.
+    client = TestClient(create_app(make_settings()), raise_server_exceptions=False)
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("rest_compat.translator._variables", broken)
+    monkeypatch.setattr("app.server.avatars.fetch", broken)
+    # A fixed path (served straight from its route) and one with a parameter (via the router).
+    for response in (client.post("/login", json={}), client.get("/avatars/abc")):
+        assert response.status_code == 500
+        assert response.json() == {"message": "Internal server error"}
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "secret" not in response.text
+    client.close()
+    assert sum("unexpected error" in record.message for record in caplog.records) == 2
