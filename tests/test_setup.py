@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -140,3 +143,32 @@ def test_login_rehashes_when_rounds_change(make_client: object, make_settings: o
         return str(value)
 
     assert asyncio.run(stored_hash()).startswith("$2b$05$")
+
+
+def test_new_sqlite_database_opened_while_another_connection_writes(tmp_path: Path) -> None:
+    # Switching to WAL ignores the busy timeout; opening must wait for the writer, not fail.
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+
+    def finish_writing() -> None:
+        writer.execute("COMMIT")
+        writer.close()
+
+    release = threading.Timer(0.5, finish_writing)
+    release.start()
+
+    async def open_database() -> bool:
+        database = Database(Settings(database_url=f"sqlite+aiosqlite:///{path}"))
+        try:
+            return await database.ping()
+        finally:
+            await database.dispose()
+
+    try:
+        assert asyncio.run(open_database())
+    finally:
+        release.join()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
