@@ -83,9 +83,15 @@ def create_app(settings: Settings) -> ASGIApp:
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
-    asgi: ASGIApp = HotPaths(app, routes)
+    asgi: ASGIApp = RequestLimits(
+        HotPaths(app, routes),
+        upload_max_bytes=settings.avatar_max_bytes,
+        body_idle=BODY_IDLE_TIMEOUT,
+        total=REQUEST_TIMEOUT,
+    )
     if settings.cors_origins:
-        # Without listed origins the browser's same-origin rule is the whole policy.
+        # Around the limits, so a listed origin can read their 413/408/503 too. Without
+        # listed origins the browser's same-origin rule is the whole policy.
         asgi = CORSMiddleware(
             asgi,
             allow_origins=settings.cors_origins,
@@ -94,12 +100,6 @@ def create_app(settings: Settings) -> ASGIApp:
             allow_headers=["content-type", "apollo-require-preflight", "x-requested-with"],
             max_age=600,
         )
-    asgi = RequestLimits(
-        asgi,
-        upload_max_bytes=settings.avatar_max_bytes,
-        body_idle=BODY_IDLE_TIMEOUT,
-        total=REQUEST_TIMEOUT,
-    )
     # Outermost, so that even the server-error page carries the security headers.
     return SecurityHeaders(asgi)
 

@@ -56,3 +56,14 @@ def test_hashing_threads_yield_the_cpu_to_the_event_loop() -> None:
 
     hashing, serving = asyncio.run(niceness())
     assert hashing == min(serving + HASHING_NICENESS, 19)
+
+
+def test_listed_origin_can_read_a_413(make_client: MakeClient) -> None:
+    client = make_client(cors_origins="https://app.example")
+    response = client.post(
+        "/login",
+        content=b"x" * (1024 * 1024 + 1),
+        headers={"origin": "https://app.example", "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
