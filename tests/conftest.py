@@ -39,19 +39,28 @@ async def _admin(sql: str) -> None:
         await connection.close()
 
 
+POSTGRES_SERVER = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+
+
+@contextmanager
+def _postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for as long as the block runs; dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str | None]:
     """One database for the whole run, created here and dropped after."""
     if not _on_postgres():
         yield None
         return
-    name = f"accounts_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with _postgres_database("accounts_test") as url:
+        yield url
 
 
 @pytest.fixture
@@ -132,12 +141,8 @@ def _fresh_database(directory: Path, postgres_url: str | None) -> Iterator[str]:
     if postgres_url is None:
         yield f"sqlite+aiosqlite:///{directory / 'fresh.db'}"
         return
-    name = f"accounts_fresh_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{postgres_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with _postgres_database("accounts_fresh") as url:
+        yield url
 
 
 @pytest.fixture
