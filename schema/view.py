@@ -30,7 +30,6 @@ class GraphQLView(GraphQL[Context, None]):
         self.prepared = Prepared.for_schema(
             schema, introspection=runtime.settings.graphql_introspection
         )
-        self.graphql_schema = schema
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,8 +73,9 @@ class GraphQLView(GraphQL[Context, None]):
         document = self.prepared.operation(query, name)
         if document is None:
             return None
+        schema = self.prepared.schema
         result = await run(
-            self.graphql_schema, document, variables=variables, operation_name=name, context=context
+            schema, document, variables=variables, operation_name=name, context=context
         )
         outcome = ExecutionResult(data=result.data, errors=result.errors, extensions=None)
         data = await self.process_result(request, outcome)
