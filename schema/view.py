@@ -7,7 +7,6 @@ from typing import Any
 from cross_web import HTTPException as ViewError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
@@ -31,11 +30,8 @@ class GraphQLView(GraphQL[Context, None]):
             schema, introspection=runtime.settings.graphql_introspection
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await error_response(400, "Only HTTP is served here")(scope, receive, send)
-            return
-        request = Request(scope, receive)
+    async def respond(self, request: Request) -> Response:
+        """The whole answer to one HTTP request, built before any of it is sent."""
         context = Context.from_request(self.runtime, request)
         try:
             _check_post(request)
@@ -47,7 +43,7 @@ class GraphQLView(GraphQL[Context, None]):
         except BodyTooLarge as exc:
             response = error_response(413, exc.detail, code="PAYLOAD_TOO_LARGE")
         apply_cookie(response, context, self.runtime.settings)
-        await response(scope, receive, send)
+        return response
 
     async def _prepared_post(self, request: Request, context: Context) -> Response | None:
         """A JSON POST of a valid query or mutation, executed from the prepared cache.
