@@ -53,6 +53,11 @@ class Server:
         match = re.search(r"VmHWM:\s+(\d+) kB", status)
         return int(match.group(1)) / 1024 if match else float("nan")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user and system)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -198,10 +203,16 @@ def reads(run: Run) -> list[Row]:
     }
     for url, script in targets.values():  # warm-up
         wrk(url, 1, run.connections, run.cookie, script)
+    serving = {"ceiling": "ceiling", "orm": "orm_baseline", "rest": "service", "graphql": "service"}
     loads: dict[str, list[Load]] = {name: [] for name in targets}
+    cpu: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(run.rounds):
         for name, (url, script) in targets.items():
-            loads[name].append(wrk(url, run.seconds, run.connections, run.cookie, script))
+            server = run.running[serving[name]]
+            before = server.cpu_seconds()
+            load = wrk(url, run.seconds, run.connections, run.cookie, script)
+            loads[name].append(load)
+            cpu[name].append((server.cpu_seconds() - before) / (load.rps * run.seconds))
     rps = {name: median(runs, "rps") for name, runs in loads.items()}
     rows = []
     for name, label, goal in (
@@ -215,6 +226,11 @@ def reads(run: Run) -> list[Row]:
         ratio = rps[name] / rps["orm"]
         figure = f"{ratio:.1f} ({rps[name]:,.0f} ÷ {rps['orm']:,.0f} req/s)"
         rows.append(Row(f"  {label} ÷ ORM baseline (for reference)", figure))
+    # The server's own CPU time per request moves much less with the machine's noise than
+    # requests per second do; it says where a change in the ratios comes from.
+    micros = {name: statistics.median(values) * 1e6 for name, values in cpu.items()}
+    figure = ", ".join(f"{name} {micros[name]:.0f}" for name in ("ceiling", "rest", "graphql"))
+    rows.append(Row("  server CPU per request, µs (for reference)", figure))
     return rows
 
 
