@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-postgres bench lint typecheck pytest lock clean
+.PHONY: run test test-postgres bench bench-layers lint typecheck pytest lock clean
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m app
@@ -29,6 +29,10 @@ test-postgres: $(VENV)/.dev
 bench: $(VENV)/.dev
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Where a request's time goes: the ASGI app called in-process, layer by layer (no wrk needed).
+bench-layers: $(VENV)/.dev
+	$(BIN)/python -m bench.inprocess $(BENCH_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'

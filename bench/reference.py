@@ -57,8 +57,8 @@ def _forbidden() -> Response:
     return JSONResponse({"message": "You must be logged in"}, status_code=403)
 
 
-def ceiling() -> Starlette:
-    path = make_url(DATABASE_URL).database or ""
+def ceiling(database_url: str = DATABASE_URL) -> Starlette:
+    path = make_url(database_url).database or ""
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA busy_timeout=10000")
@@ -92,8 +92,8 @@ def ceiling() -> Starlette:
     )
 
 
-def orm_baseline() -> Starlette:
-    database = Database(Settings(database_url=DATABASE_URL))
+def orm_baseline(database_url: str = DATABASE_URL) -> Starlette:
+    database = Database(Settings(database_url=database_url))
 
     async def find_user(db: Any, token_hash: str) -> Any:
         # The session, its user and the avatar key in one query, as the ceiling does.
