@@ -70,8 +70,13 @@ def create_app(settings: Settings) -> ASGIApp:
         runtime.passwords.close()
         await runtime.db.dispose()
 
+    graphql = Route("/graphql", GraphQLView(runtime, schema).respond, methods=["GET", "POST"])
+    # Starlette adds HEAD wherever GET is allowed; a GraphQL request is its answer, and
+    # Strawberry refuses HEAD, so the 405s' Allow header names exactly GET and POST.
+    assert graphql.methods is not None
+    graphql.methods.discard("HEAD")
     routes = [
-        Route("/graphql", GraphQLView(runtime, schema).respond, methods=["GET", "POST"]),
+        graphql,
         *rest_routes(runtime, schema),
         Route("/avatars/{key}", avatar, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -38,6 +38,13 @@ def test_query_over_get_works_but_mutation_over_get_is_refused(client: TestClien
     assert "errors" in response.json()
 
 
+@pytest.mark.parametrize("method", ["HEAD", "PATCH", "DELETE"])
+def test_other_methods_are_405_naming_get_and_post(client: TestClient, method: str) -> None:
+    response = client.request(method, "/graphql")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+
+
 def test_graphiql_is_served_to_browsers(client: TestClient) -> None:
     response = client.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 200
