@@ -8,7 +8,7 @@ import sys
 
 import uvicorn
 
-from app.config import SettingsError, load_settings
+from core.config import SettingsError, load_settings
 
 
 def main(argv: list[str]) -> int:
@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
         print(exc, file=sys.stderr)
         return 2
     if argv[:1] == ["migrate"]:
-        from app.db import Database
+        from core.db import Database
 
         async def migrate() -> None:
             database = Database(settings)

@@ -1,6 +1,6 @@
 """The ASGI entry point for uvicorn (and any other ASGI server)."""
 
-from app.config import load_settings
 from app.server import create_app
+from core.config import load_settings
 
 app = create_app(load_settings())

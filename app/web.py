@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rest_compat.translator import message_response
+from schema.http import BodyTooLarge, BodyTooSlow
 
 JSON_MAX_BYTES = 1024 * 1024
 # Room for the multipart envelope and the `operations`/`map` fields around the file.
@@ -17,30 +18,6 @@ MULTIPART_OVERHEAD = 64 * 1024
 NO_CONTENT_POLICY = b"default-src 'none'; frame-ancestors 'none'; sandbox"
 ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 ALWAYS_SET = frozenset(name for name, _ in ALWAYS) | {b"content-security-policy"}
-
-
-def loads_json(data: str | bytes) -> Any:
-    """`json.loads`, with nesting too deep to decode reported like any other malformed JSON
-    (a JSONDecodeError, so a 400) rather than as a RecursionError, which would be a 500."""
-    try:
-        return json.loads(data)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", "", 0) from None
-
-
-def media_type(headers: Headers) -> str:
-    """The Content-Type without parameters such as charset, lower-cased."""
-    return headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request body is larger than {limit} bytes")
-
-
-class BodyTooSlow(HTTPException):
-    def __init__(self, idle: float) -> None:
-        super().__init__(408, f"No part of the request body arrived for {idle:g} seconds")
 
 
 class SecurityHeaders:
@@ -103,7 +80,7 @@ class RequestLimits:
         limit = self.upload_limit if multipart else JSON_MAX_BYTES
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _refuse(send, BodyTooLarge(limit))
+            await _refuse(scope, receive, send, BodyTooLarge(limit))
             return
         received = 0
         started = False
@@ -131,20 +108,9 @@ class RequestLimits:
                 await self.app(scope, limited_receive, tracking_send)
         except TimeoutError:
             if not started:
-                await _refuse(send, HTTPException(503, "The request took too long"))
+                await _refuse(scope, receive, send, HTTPException(503, "The request took too long"))
 
 
-async def _refuse(send: Send, error: HTTPException) -> None:
-    body = json.dumps({"message": error.detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status_code,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(scope: Scope, receive: Receive, send: Send, error: HTTPException) -> None:
+    response = message_response(error.status_code, error.detail, headers={"connection": "close"})
+    await response(scope, receive, send)

@@ -26,12 +26,12 @@ import uvloop
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message
 
-from app import accounts, sessions
-from app.config import Settings
-from app.runtime import Runtime
 from app.server import HotPaths, create_app
 from app.web import RequestLimits, SecurityHeaders
 from bench.reference import ceiling
+from core import accounts, sessions
+from core.config import Settings
+from core.runtime import Runtime
 from rest_compat.translator import load_operations
 from schema.api import create_schema
 from schema.context import Context

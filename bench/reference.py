@@ -6,7 +6,7 @@ same profile JSON as `GET /profile`; `PUT /profile` changes the first name the s
 - `ceiling`: the lookup with the standard library's `sqlite3`, synchronously on the event
   loop: the most this machine's HTTP stack and SQLite allow.
 - `orm_baseline`: the lookup through an ORM session on the SQLAlchemy async engine the
-  service builds (app.db.Database: same driver, same pragmas, same write transactions).
+  service builds (core.db.Database: same driver, same pragmas, same write transactions).
 
 Run as factories: `BENCH_DATABASE_URL=… uvicorn --factory bench.reference:ceiling`.
 """
@@ -27,10 +27,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.config import Settings
-from app.db import Database
-from app.models import Avatar, User
-from app.models import Session as SessionRow
+from core.config import Settings
+from core.db import Database
+from core.models import Avatar, User
+from core.models import Session as SessionRow
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "sqlite+aiosqlite:///var/app.db")
 

@@ -297,7 +297,7 @@ def startup(directory: Path) -> Row:
 
 def common_password_check() -> Row:
     """The cost of the password rules (common-password lookup included) at 1,024 characters."""
-    from app import rules
+    from core import rules
 
     value = "correct horse battery staple " * 35
     value = value[:1024]

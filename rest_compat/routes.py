@@ -8,14 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.rules import SCHEMAS
+
 JsonSchema = dict[str, object]
 STRING: JsonSchema = {"type": "string"}
-# JSON Schema for the OpenAPI document. It describes the rules; app/rules.py enforces them
-# (with more than a schema can say: no login inside the password, no common passwords).
-LOGIN: JsonSchema = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$"}
-EMAIL: JsonSchema = {"type": "string", "format": "email", "maxLength": 254}
-PASSWORD: JsonSchema = {"type": "string", "minLength": 8, "maxLength": 1024}
-NAME: JsonSchema = {"type": "string", "maxLength": 64}
+# The field rules' JSON Schemas, for the OpenAPI document; core/rules.py enforces them.
+LOGIN, EMAIL, PASSWORD, NAME = (SCHEMAS[name] for name in ("login", "email", "password", "name"))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.runtime import Runtime
-from app.web import loads_json, media_type
+from core.runtime import Runtime
 from rest_compat.routes import ENDPOINTS, Endpoint
 from schema.api import Schema
 from schema.context import Context, apply_cookie
 from schema.errors import MASKED_MESSAGE, error_extensions, log_unexpected
 from schema.execution import run
+from schema.http import loads_json, media_type
 
 Handler = Callable[[Request], Awaitable[Response]]
 DOCUMENT_PATH = Path(__file__).with_name("operations.graphql")
@@ -187,5 +187,8 @@ def _response(endpoint: Endpoint, result: ExecutionResult) -> Response:
     return JSONResponse({**value, "avatar": value["avatar"] or ""})
 
 
-def message_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status)
+def message_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The one REST/JSON error (and message) body: `{"message": ...}`."""
+    return JSONResponse({"message": message}, status_code=status, headers=headers)

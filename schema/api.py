@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-)
 from strawberry.file_uploads import Upload
 from strawberry.types import ExecutionContext
 
-from app import accounts, avatars
-from app.config import Settings
-from app.errors import InvalidInput
+from core import accounts, avatars, images
+from core.config import Settings
+from core.errors import InvalidInput
 from schema.context import Context
+from schema.documents import Documents, PreparedDocuments
 from schema.errors import log_unexpected
 from schema.types import LoginInput, PasswordInput, Profile, ProfileInput, SignupInput
-
-MAX_ALIASES = 10
-MAX_TOKENS = 2000
 
 Info = strawberry.Info[Context, None]
 
@@ -107,16 +94,18 @@ class Mutation:
         principal = await info.context.require_principal()
         read = getattr(file, "read", None)
         if not callable(read):
-            raise InvalidInput(avatars.FIELD, "send the image as a multipart file upload")
+            raise InvalidInput(images.FIELD, "send the image as a multipart file upload")
         # One byte past the limit is enough for the service to tell it is too large.
         data = await read(info.context.runtime.settings.avatar_max_bytes + 1)
         return _profile(info, await avatars.replace(info.context.runtime, principal, data))
 
 
 class Schema(strawberry.Schema):
-    # The alias rule is built once: ValidationCache's key includes the rule classes, and
-    # MaxAliasesLimiter would build a new class for every request, so nothing would hit.
-    alias_rules = tuple(MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules)
+    """The schema, with the one place its documents are parsed, limited and validated."""
+
+    def __init__(self, *, introspection: bool) -> None:
+        super().__init__(query=Query, mutation=Mutation, extensions=[PreparedDocuments])
+        self.documents = Documents(self._schema, introspection=introspection)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -126,12 +115,4 @@ class Schema(strawberry.Schema):
 
 
 def create_schema(settings: Settings) -> Schema:
-    extensions: list[Any] = [
-        functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-        functools.partial(AddValidationRules, list(Schema.alias_rules)),
-        ParserCache,
-        ValidationCache,
-    ]
-    if not settings.graphql_introspection:
-        extensions.append(DisableIntrospection)
-    return Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return Schema(introspection=settings.graphql_introspection)

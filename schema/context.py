@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import sessions
-from app.config import IPNetwork, Settings
-from app.errors import NotAuthenticated
-from app.runtime import Runtime
-from app.sessions import NewSession, Principal
+from core import sessions
+from core.config import IPNetwork, Settings
+from core.errors import NotAuthenticated
+from core.runtime import Runtime
+from core.sessions import NewSession, Principal
 
 COOKIE_NAME = "session_id"
 

@@ -8,18 +8,28 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from app.errors import ServiceError
+from core.errors import InvalidInput, ServiceError, TooManyRequests
 
 logger = logging.getLogger("accounts.errors")
 
 MASKED_MESSAGE = "Internal server error"
 
 
+def service_extensions(error: ServiceError) -> dict[str, Any]:
+    """A service error's code and data, as GraphQL `extensions` spell them."""
+    extensions: dict[str, Any] = {"code": error.code}
+    if isinstance(error, InvalidInput):
+        extensions["field"] = error.field
+    if isinstance(error, TooManyRequests):
+        extensions["retryAfter"] = error.retry_after
+    return extensions
+
+
 def error_extensions(error: GraphQLError) -> dict[str, Any] | None:
     """The extensions a client sees for `error`; None when it is unexpected (a bug)."""
     original = error.original_error
     if isinstance(original, ServiceError):
-        return original.extensions
+        return service_extensions(original)
     if original is not None and not isinstance(original, GraphQLError):
         return None
     if isinstance(error, GraphQLSyntaxError):

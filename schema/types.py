@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from app import accounts, avatars
+from core import accounts, avatars
 
 
 @strawberry.type

@@ -11,24 +11,23 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
 
-from app.runtime import Runtime
-from app.web import BodyTooLarge, loads_json, media_type
+from core.runtime import Runtime
 from schema.api import Schema
 from schema.context import Context, apply_cookie
 from schema.errors import public_error
-from schema.execution import Prepared, run
+from schema.execution import run
+from schema.http import BodyTooLarge, loads_json, media_type
 
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-requested-with")
 REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 
 
 class GraphQLView(GraphQL[Context, None]):
+    schema: Schema
+
     def __init__(self, runtime: Runtime, schema: Schema) -> None:
         super().__init__(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)
         self.runtime = runtime
-        self.prepared = Prepared.for_schema(
-            schema, introspection=runtime.settings.graphql_introspection
-        )
 
     async def respond(self, request: Request) -> Response:
         """The whole answer to one HTTP request, built before any of it is sent."""
@@ -66,12 +65,11 @@ class GraphQLView(GraphQL[Context, None]):
             and (name is None or isinstance(name, str))
         ):
             return None
-        document = self.prepared.operation(query, name)
+        document = self.schema.documents.operation(query, name)
         if document is None:
             return None
-        schema = self.prepared.schema
         result = await run(
-            schema, document, variables=variables, operation_name=name, context=context
+            self.schema, document, variables=variables, operation_name=name, context=context
         )
         outcome = ExecutionResult(data=result.data, errors=result.errors, extensions=None)
         data = await self.process_result(request, outcome)

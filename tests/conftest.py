@@ -6,25 +6,27 @@ import asyncio
 import os
 import signal
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlmodel import SQLModel
 from starlette.testclient import TestClient
 
-from app.config import Settings
+import core.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.server import create_app
+from core.config import Settings
 from tests.faces import FACES, Face
 from tests.servers import Server
+from tests.types import MakeClient, MakeSettings, StartServer
 
 POSTGRES_ADMIN = os.environ.get(
     "TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-TABLES = "users, sessions, avatars, login_failures"
-
-MakeClient = Callable[..., TestClient]
+# Every table the models define: a test starts with all of them empty.
+TABLES = ", ".join(table.name for table in SQLModel.metadata.sorted_tables)
 
 
 def _on_postgres() -> bool:
@@ -85,16 +87,16 @@ def database_url(tmp_path: Path, postgres_url: str | None) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_settings(database_url: str) -> Callable[..., Settings]:
+def make_settings(database_url: str) -> MakeSettings:
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {"database_url": database_url, "bcrypt_rounds": 4}
-        return Settings(**(values | overrides))  # type: ignore[arg-type]
+        return Settings.model_validate(values | overrides)
 
     return make
 
 
 @pytest.fixture
-def make_client(make_settings: Callable[..., Settings]) -> Iterator[MakeClient]:
+def make_client(make_settings: MakeSettings) -> Iterator[MakeClient]:
     """Start the app with some settings changed; each client runs the app's lifespan."""
     clients: list[TestClient] = []
 
@@ -121,7 +123,7 @@ def face(request: pytest.FixtureRequest, client: TestClient) -> Face:
 
 
 @pytest.fixture
-def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+def start_server(database_url: str, tmp_path: Path) -> Iterator[StartServer]:
     """Start real server processes on this test's database; all are stopped afterwards."""
     servers: list[Server] = []
 

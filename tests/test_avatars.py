@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from tests.conftest import MakeClient
 from tests.faces import FACES, Face
 from tests.images import encode, jpeg_with_gps_and_orientation, png_bomb
+from tests.types import MakeClient
 
 PASSWORD = "correct horse battery"
 
@@ -134,8 +134,8 @@ def test_etag_answers_304(face: Face) -> None:
     assert response.content == b""
 
 
-def test_public_url_makes_avatar_urls_absolute(make_client: object) -> None:
-    client = make_client(public_url="https://accounts.example/")  # type: ignore[operator]
+def test_public_url_makes_avatar_urls_absolute(make_client: MakeClient) -> None:
+    client = make_client(public_url="https://accounts.example/")
     client.post("/signup", json={"login": "alice", "password": PASSWORD, "email": "a@b.co"})
     response = client.put("/avatar", files={"avatar": ("a.png", encode("PNG"), "image/png")})
     assert response.json()["avatar"].startswith("https://accounts.example/avatars/")

@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
-from app.config import Settings
 from app.server import create_app
+from core.config import Settings
+from tests.types import MakeClient, MakeSettings
 
 PASSWORD = "correct horse battery"
 
 
-async def _serve(settings: Settings, requests: int, make_body: object) -> Counter[int]:
+async def _serve(
+    settings: Settings, requests: int, make_body: Callable[[int], dict[str, str]]
+) -> Counter[int]:
     app = create_app(settings)
     # Run the lifespan (migrations) by hand: httpx's ASGI transport does not.
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
@@ -26,13 +30,13 @@ async def _serve(settings: Settings, requests: int, make_body: object) -> Counte
             lifespan_app = lifespan_app.app  # type: ignore[attr-defined]
         async with lifespan_app.router.lifespan_context(lifespan_app):
             responses = await asyncio.gather(
-                *(c.post("/signup", json=make_body(i)) for i in range(requests))  # type: ignore[operator]
+                *(c.post("/signup", json=make_body(i)) for i in range(requests))
             )
     return Counter(response.status_code for response in responses)
 
 
-def test_simultaneous_signups_of_one_login_make_one_account(make_settings: object) -> None:
-    settings: Settings = make_settings()  # type: ignore[operator]
+def test_simultaneous_signups_of_one_login_make_one_account(make_settings: MakeSettings) -> None:
+    settings: Settings = make_settings()
 
     def body(i: int) -> dict[str, str]:
         return {"login": "alice", "password": PASSWORD, "email": f"alice{i}@example.com"}
@@ -40,8 +44,8 @@ def test_simultaneous_signups_of_one_login_make_one_account(make_settings: objec
     assert asyncio.run(_serve(settings, 24, body)) == Counter({200: 1, 409: 23})
 
 
-def test_simultaneous_signups_of_many_logins_all_succeed(make_settings: object) -> None:
-    settings: Settings = make_settings()  # type: ignore[operator]
+def test_simultaneous_signups_of_many_logins_all_succeed(make_settings: MakeSettings) -> None:
+    settings: Settings = make_settings()
 
     def body(i: int) -> dict[str, str]:
         return {"login": f"user{i}", "password": PASSWORD, "email": f"user{i}@example.com"}
@@ -50,13 +54,13 @@ def test_simultaneous_signups_of_many_logins_all_succeed(make_settings: object) 
 
 
 def test_sqlite_lock_held_past_the_busy_timeout_is_429_not_500(
-    make_settings: object, make_client: object, monkeypatch: pytest.MonkeyPatch
+    make_settings: MakeSettings, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings: Settings = make_settings()  # type: ignore[operator]
+    settings: Settings = make_settings()
     if not settings.is_sqlite:
         pytest.skip("SQLite's database-level write lock")
-    monkeypatch.setattr("app.db.SQLITE_BUSY_TIMEOUT_MS", 200)
-    client = make_client()  # type: ignore[operator]
+    monkeypatch.setattr("core.db.SQLITE_BUSY_TIMEOUT_MS", 200)
+    client = make_client()
     body = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
 
     # Another process's writer holds the lock for longer than the server will wait.

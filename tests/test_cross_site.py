@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 
-from app.errors import TooManyRequests
-from app.security import HASHING_NICENESS, PasswordHasher
-from tests.conftest import MakeClient
+from core.errors import TooManyRequests
+from core.security import HASHING_NICENESS, PasswordHasher
+from tests.types import MakeClient
 
 
 def test_cors_allows_only_listed_origins_with_credentials(make_client: MakeClient) -> None:

@@ -8,7 +8,8 @@ import logging
 import pytest
 from starlette.testclient import TestClient
 
-from app import accounts
+from core import accounts
+from tests.types import MakeClient
 
 PASSWORD = "correct horse battery"
 
@@ -94,10 +95,10 @@ def test_document_over_2000_tokens_is_refused(client: TestClient) -> None:
     assert "token" in json.dumps(body["errors"]).lower()
 
 
-def test_introspection_can_be_switched_off(make_client: object) -> None:
-    on = make_client()  # type: ignore[operator]
+def test_introspection_can_be_switched_off(make_client: MakeClient) -> None:
+    on = make_client()
     assert "errors" not in gql(on, "{ __schema { queryType { name } } }")
-    off = make_client(graphql_introspection=False)  # type: ignore[operator]
+    off = make_client(graphql_introspection=False)
     assert "errors" in gql(off, "{ __schema { queryType { name } } }")
 
 

@@ -10,7 +10,6 @@ import re
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,9 +18,9 @@ import pytest
 
 from tests.images import encode
 from tests.servers import Server
+from tests.types import StartServer
 
 PASSWORD = "correct horse battery"
-StartServer = Callable[..., Server]
 
 
 def _cookie(response: httpx.Response) -> dict[str, str]:

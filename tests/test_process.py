@@ -5,14 +5,12 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Callable
 
 import httpx
 
-from tests.servers import Server
+from tests.types import StartServer
 
 PASSWORD = "correct horse battery"
-StartServer = Callable[..., Server]
 
 
 def test_kill_9_after_200_loses_nothing_acknowledged(start_server: StartServer) -> None:

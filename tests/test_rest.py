@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from app.config import Settings
 from app.server import create_app
+from core.config import Settings
 from rest_compat.routes import ENDPOINTS
-from tests.conftest import MakeClient
+from tests.types import MakeClient
 
 PASSWORD = "correct horse battery"
 SIGNUP = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from app.config import Settings
-from app.db import Database
-from tests.conftest import MakeClient
+from core.config import Settings
+from core.db import Database
 from tests.faces import Face
+from tests.types import MakeClient, MakeSettings
 
 PASSWORD = "correct horse battery"
 SIGNUP = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
@@ -63,10 +63,10 @@ def test_logout_by_post_works_too(client: TestClient) -> None:
     assert client.get("/profile").status_code == 403
 
 
-def test_token_is_stored_only_as_its_hash(client: TestClient, make_settings: object) -> None:
+def test_token_is_stored_only_as_its_hash(client: TestClient, make_settings: MakeSettings) -> None:
     client.post("/signup", json=SIGNUP)
     token = client.cookies["session_id"]
-    rows = _session_rows(make_settings())  # type: ignore[operator]
+    rows = _session_rows(make_settings())
     assert rows == [(hashlib.sha256(token.encode()).hexdigest(), 1)]
 
 
@@ -101,14 +101,14 @@ def test_password_change_ends_every_other_session_and_rotates_own(client: TestCl
     assert _replay(client, third) == 200
 
 
-def test_delete_ends_sessions_on_server(client: TestClient, make_settings: object) -> None:
+def test_delete_ends_sessions_on_server(client: TestClient, make_settings: MakeSettings) -> None:
     client.post("/signup", json=SIGNUP)
     token = client.cookies["session_id"]
     response = client.delete("/profile")
     assert response.status_code == 200
     assert response.headers["set-cookie"].startswith('session_id=""; Max-Age=0; Path=/')
     assert _replay(client, token) == 403
-    assert _session_rows(make_settings()) == []  # type: ignore[operator]
+    assert _session_rows(make_settings()) == []
 
 
 def test_login_starts_new_session_and_never_adopts_a_planted_cookie(client: TestClient) -> None:
@@ -130,7 +130,7 @@ def test_expired_session_is_refused(
     client.post("/signup", json=SIGNUP)
     assert client.get("/profile").status_code == 200
     later = time.time() + 61
-    monkeypatch.setattr("app.sessions.now", lambda: later)
+    monkeypatch.setattr("core.sessions.now", lambda: later)
     assert client.get("/profile").status_code == 403
 
 
@@ -161,26 +161,26 @@ def _last_seen(settings: Settings) -> list[float]:
 
 
 def test_last_seen_is_written_at_most_once_a_minute(
-    client: TestClient, make_settings: object, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client.post("/signup", json=SIGNUP)
-    settings: Settings = make_settings()  # type: ignore[operator]
+    settings: Settings = make_settings()
     [created] = _last_seen(settings)
-    monkeypatch.setattr("app.sessions.now", lambda: created + 30)
+    monkeypatch.setattr("core.sessions.now", lambda: created + 30)
     assert client.get("/profile").status_code == 200
     assert _last_seen(settings) == [created]
-    monkeypatch.setattr("app.sessions.now", lambda: created + 61)
+    monkeypatch.setattr("core.sessions.now", lambda: created + 61)
     assert client.get("/profile").status_code == 200
     assert _last_seen(settings) == [created + 61]
 
 
 def test_expired_sessions_are_purged_when_new_ones_start(
-    make_client: MakeClient, make_settings: object, monkeypatch: pytest.MonkeyPatch
+    make_client: MakeClient, make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = make_client(session_ttl_seconds=60)
     client.post("/signup", json=SIGNUP)
     later = time.time() + 61
-    monkeypatch.setattr("app.sessions.now", lambda: later)
+    monkeypatch.setattr("core.sessions.now", lambda: later)
     client.cookies.clear()
     client.post("/login", json={"login": "alice", "password": PASSWORD})
-    assert len(_session_rows(make_settings())) == 1  # type: ignore[operator]
+    assert len(_session_rows(make_settings())) == 1

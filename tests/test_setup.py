@@ -15,11 +15,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 from sqlmodel import SQLModel
+from starlette.testclient import TestClient
 
-import app.models  # noqa: F401
-from app.config import Settings, SettingsError, load_settings
-from app.db import Database
-from app.security import PasswordHasher
+import core.models  # noqa: F401
+from core.config import Settings, SettingsError, load_settings
+from core.db import Database
+from core.security import SCHEME, VERSION
+from tests.types import MakeClient, MakeSettings
 
 
 def test_invalid_setting_stops_start_up_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,8 +60,8 @@ def test_settings_read_contract_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().bcrypt_rounds == 12
 
 
-def test_migrations_match_models(make_settings: object) -> None:
-    settings: Settings = make_settings()  # type: ignore[operator]
+def test_migrations_match_models(make_settings: MakeSettings) -> None:
+    settings: Settings = make_settings()
 
     def diff(connection: Connection) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(connection), SQLModel.metadata))
@@ -96,8 +98,8 @@ def test_concurrent_migrations_of_a_fresh_database_run_one_at_a_time(
     assert asyncio.run(migrate_together()) == 1
 
 
-def test_sqlite_runs_with_wal_full_sync_and_foreign_keys(make_settings: object) -> None:
-    settings: Settings = make_settings()  # type: ignore[operator]
+def test_sqlite_runs_with_wal_full_sync_and_foreign_keys(make_settings: MakeSettings) -> None:
+    settings: Settings = make_settings()
     if not settings.is_sqlite:
         pytest.skip("SQLite pragmas")
 
@@ -113,36 +115,46 @@ def test_sqlite_runs_with_wal_full_sync_and_foreign_keys(make_settings: object) 
     assert asyncio.run(pragmas()) == ("wal", 2, 1, 10000)
 
 
-def test_password_hash_is_bcrypt_of_keyed_digest_and_rehash_follows_rounds() -> None:
-    async def check() -> None:
-        hasher = PasswordHasher(4)
-        hashed = await hasher.hash("x" * 1024)
-        assert hashed.startswith("$2b$04$")
-        assert await hasher.verify("x" * 1024, hashed)
-        assert not await hasher.verify("x" * 1023 + "y", hashed)
-        assert not hasher.needs_rehash(hashed)
-        assert PasswordHasher(5).needs_rehash(hashed)
-
-    asyncio.run(check())
-
-
-def test_login_rehashes_when_rounds_change(make_client: object, make_settings: object) -> None:
-    body = {"login": "alice", "password": "correct horse battery", "email": "a@b.co"}
-    make_client(bcrypt_rounds=4).post("/signup", json=body)  # type: ignore[operator]
-    later = make_client(bcrypt_rounds=5)  # type: ignore[operator]
-    assert (
-        later.post("/login", json={"login": "alice", "password": body["password"]}).status_code
-        == 200
-    )
-
-    async def stored_hash() -> str:
-        database = Database(make_settings())  # type: ignore[operator]
-        async with database.engine.connect() as connection:
+def _stored_hash(settings: Settings, replace_with: str | None = None) -> str:
+    async def query() -> str:
+        database = Database(settings)
+        async with database.engine.begin() as connection:
+            if replace_with is not None:
+                await connection.execute(
+                    text("UPDATE users SET password_hash = :h"), {"h": replace_with}
+                )
             value = (await connection.execute(text("SELECT password_hash FROM users"))).scalar()
         await database.dispose()
         return str(value)
 
-    assert asyncio.run(stored_hash()).startswith("$2b$05$")
+    return asyncio.run(query())
+
+
+def test_login_rehashes_when_rounds_change(
+    make_client: MakeClient, make_settings: MakeSettings
+) -> None:
+    body = {"login": "alice", "password": "correct horse battery", "email": "a@b.co"}
+    make_client(bcrypt_rounds=4).post("/signup", json=body)
+    assert _stored_hash(make_settings()).startswith(f"{SCHEME}${VERSION}$$2b$04$")
+    later = make_client(bcrypt_rounds=5)
+    login = {"login": "alice", "password": body["password"]}
+    assert later.post("/login", json=login).status_code == 200
+    assert _stored_hash(make_settings()).startswith(f"{SCHEME}${VERSION}$$2b$05$")
+
+
+def test_login_upgrades_a_hash_stored_before_hashes_named_their_scheme(
+    client: TestClient, make_settings: MakeSettings
+) -> None:
+    body = {"login": "alice", "password": "correct horse battery", "email": "a@b.co"}
+    client.post("/signup", json=body)
+    current = _stored_hash(make_settings())
+    legacy = current.split("$", 2)[2]
+    assert _stored_hash(make_settings(), replace_with=legacy) == legacy
+    login = {"login": "alice", "password": body["password"]}
+    assert client.post("/login", json=login).status_code == 200
+    upgraded = _stored_hash(make_settings())
+    assert upgraded.startswith(f"{SCHEME}${VERSION}$$2b$04$") and upgraded != current
+    assert client.post("/login", json=login).status_code == 200
 
 
 def test_new_sqlite_database_opened_while_another_connection_writes(tmp_path: Path) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from app.config import Settings
+from core.config import Settings
 from schema.context import client_address
-from tests.conftest import MakeClient
 from tests.faces import Face
+from tests.types import MakeClient
 
 PASSWORD = "correct horse battery"
 

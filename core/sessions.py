@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlmodel import col, delete, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.db import Database, now
-from app.models import Session
-from app.security import new_session_token, token_digest
+from core.db import Database, now
+from core.models import Session
+from core.security import new_session_token, token_digest
 
 LAST_SEEN_RESOLUTION = 60.0
 
@@ -63,13 +63,12 @@ async def resolve(database: Database, token: str | None) -> Principal | None:
     row = await database.fetch_one(RESOLVE_SQL, token_hash=token_hash, now=at)
     if row is None:
         return None
-    user_id, last_seen_at = row
-    if at - last_seen_at >= LAST_SEEN_RESOLUTION:
+    if at - row["last_seen_at"] >= LAST_SEEN_RESOLUTION:
         async with database.write() as db:
             await db.exec(
                 update(Session).where(col(Session.token_hash) == token_hash).values(last_seen_at=at)
             )
-    return Principal(user_id=user_id, token_hash=token_hash)
+    return Principal(user_id=row["user_id"], token_hash=token_hash)
 
 
 async def end(db: AsyncSession, principal: Principal) -> None:

@@ -5,19 +5,21 @@ from __future__ import annotations
 from sqlalchemy import Index, LargeBinary
 from sqlmodel import Column, Field, SQLModel
 
+from core.rules import EMAIL_MAX, LOGIN_MAX, NAME_MAX
+
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
 
     id: int | None = Field(default=None, primary_key=True)
-    login: str = Field(max_length=32)
+    login: str = Field(max_length=LOGIN_MAX)
     # Lower-cased copies carry the case-insensitive uniqueness the contract asks for,
     # enforced by the database itself rather than by a check-then-insert.
-    login_key: str = Field(max_length=32, unique=True)
-    email: str = Field(max_length=254)
-    email_key: str = Field(max_length=254, unique=True)
-    firstname: str = Field(default="", max_length=64)
-    lastname: str = Field(default="", max_length=64)
+    login_key: str = Field(max_length=LOGIN_MAX, unique=True)
+    email: str = Field(max_length=EMAIL_MAX)
+    email_key: str = Field(max_length=EMAIL_MAX, unique=True)
+    firstname: str = Field(default="", max_length=NAME_MAX)
+    lastname: str = Field(default="", max_length=NAME_MAX)
     password_hash: str = Field(max_length=128)
     created_at: float
 

@@ -1,7 +1,8 @@
 """One exception family for every rule the services enforce.
 
-Each kind carries the contract's `extensions.code`; GraphQL reports the code and REST
-maps it to a status, each in one place.
+Each kind carries the contract's error code and plain data (`field`, `retry_after`), never a
+wire format: the GraphQL face turns them into `extensions`, and REST maps the code to a status,
+each in one place.
 """
 
 from __future__ import annotations
@@ -18,10 +19,6 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
 
-    @property
-    def extensions(self) -> dict[str, object]:
-        return {"code": self.code}
-
 
 class InvalidInput(ServiceError):
     """A field breaks its rule; `field` names it."""
@@ -31,10 +28,6 @@ class InvalidInput(ServiceError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
-
-    @property
-    def extensions(self) -> dict[str, object]:
-        return {"code": self.code, "field": self.field}
 
 
 class NotAuthenticated(ServiceError):
@@ -67,7 +60,3 @@ class TooManyRequests(ServiceError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
-
-    @property
-    def extensions(self) -> dict[str, object]:
-        return {"code": self.code, "retryAfter": self.retry_after}

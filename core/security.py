@@ -17,12 +17,21 @@ from typing import TypeVar
 
 import bcrypt
 
-from app.errors import TooManyRequests
+from core.errors import TooManyRequests
 
 # bcrypt reads at most 72 bytes and refuses more, so every password is first reduced to
 # a fixed-size keyed digest. The key separates this use of SHA-256 from any other, so a
 # leaked table of plain SHA-256 password digests cannot be fed to our bcrypt hashes.
 _PREHASH_KEY = b"accounts-api/password-prehash/v1"
+
+# Stored hashes say how they were made, as Django's hashers do: `<scheme>$<version>$<hash>`,
+# here the bcrypt hash of the keyed pre-hash above. A new scheme or pre-hash gets a new name
+# or version, and hashes of an older one are upgraded at the next successful login.
+SCHEME = "bcrypt_hmac_sha256"
+VERSION = "1"
+_PREFIX = f"{SCHEME}${VERSION}$"
+# Hashes stored before the prefix existed: the same pre-hash, bare bcrypt ("$2b$12$...").
+_LEGACY_PREFIX = "$2"
 
 T = TypeVar("T")
 
@@ -33,12 +42,24 @@ def _prehash(password: str) -> bytes:
 
 
 def _hash(password: str, rounds: int) -> str:
-    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
+    return _PREFIX + bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
 
 
-def _verify(password: str, hashed: str) -> bool:
+def _bcrypt_part(stored: str) -> str | None:
+    """The bcrypt hash inside a stored hash of a scheme this code can check, else None."""
+    if stored.startswith(_PREFIX):
+        return stored[len(_PREFIX) :]
+    if stored.startswith(_LEGACY_PREFIX):
+        return stored
+    return None
+
+
+def _verify(password: str, stored: str) -> bool:
+    inner = _bcrypt_part(stored)
+    if inner is None:
+        return False
     try:
-        return bcrypt.checkpw(_prehash(password), hashed.encode("ascii"))
+        return bcrypt.checkpw(_prehash(password), inner.encode("ascii"))
     except ValueError:
         return False
 
@@ -80,10 +101,13 @@ class PasswordHasher:
             self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
         await self.verify(password, self._dummy_hash)
 
-    def needs_rehash(self, hashed: str) -> bool:
+    def needs_rehash(self, stored: str) -> bool:
+        """Whether a hash that just verified was made another way than this one makes them."""
+        if not stored.startswith(_PREFIX):
+            return True
         # "$2b$12$...": the cost sits between the second and third dollar signs.
         try:
-            return int(hashed.split("$")[2]) != self.rounds
+            return int(stored[len(_PREFIX) :].split("$")[2]) != self.rounds
         except (IndexError, ValueError):
             return True
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import TooManyRequests
-from app.models import LoginFailure
+from core.errors import TooManyRequests
+from core.models import LoginFailure
 
 
 @dataclass(frozen=True, slots=True)

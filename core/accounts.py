@@ -8,12 +8,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import rules, sessions, throttle
-from app.db import now
-from app.errors import Conflict, Forbidden, NotAuthenticated
-from app.models import Avatar, User
-from app.runtime import Runtime
-from app.sessions import NewSession, Principal
+from core import rules, sessions, throttle
+from core.db import now
+from core.errors import Conflict, Forbidden, NotAuthenticated
+from core.models import Avatar, User
+from core.runtime import Runtime
+from core.sessions import NewSession, Principal
 
 WRONG_CREDENTIALS = "Wrong login or password"
 
@@ -100,7 +100,7 @@ async def logout(rt: Runtime, principal: Principal) -> None:
 
 
 PROFILE_SQL = (
-    "SELECT u.login, u.email, u.firstname, u.lastname, a.key"
+    "SELECT u.login AS username, u.email, u.firstname, u.lastname, a.key AS avatar_key"
     " FROM users u LEFT JOIN avatars a ON a.user_id = u.id WHERE u.id = :user_id"
 )
 
@@ -109,7 +109,7 @@ async def get_profile(rt: Runtime, principal: Principal) -> Profile:
     row = await rt.db.fetch_one(PROFILE_SQL, user_id=principal.user_id)
     if row is None:
         raise NotAuthenticated("You must be logged in")
-    return Profile(*row)
+    return Profile(**row)
 
 
 async def update_profile(
@@ -160,15 +160,19 @@ async def change_password(
     if not await rt.passwords.verify(old_password, user.password_hash):
         raise Forbidden("The old password is wrong")
     hashed = await rt.passwords.hash(new_password)
-    async with rt.db.write() as db:
-        await throttle.clear(db, account=account)
-        await db.exec(
-            update(User).where(col(User.id) == principal.user_id).values(password_hash=hashed)
-        )
-        await sessions.end_all(db, principal.user_id)
-        return await sessions.start(
-            db, user_id=principal.user_id, ttl=rt.settings.session_ttl_seconds
-        )
+    try:
+        async with rt.db.write() as db:
+            await throttle.clear(db, account=account)
+            await db.exec(
+                update(User).where(col(User.id) == principal.user_id).values(password_hash=hashed)
+            )
+            await sessions.end_all(db, principal.user_id)
+            return await sessions.start(
+                db, user_id=principal.user_id, ttl=rt.settings.session_ttl_seconds
+            )
+    except IntegrityError:
+        # The account was deleted while the old password was being checked.
+        raise NotAuthenticated("You must be logged in") from None
 
 
 async def delete_account(rt: Runtime, principal: Principal) -> None:
@@ -198,7 +202,13 @@ async def _profile(db: AsyncSession, user_id: int) -> Profile:
     if row is None:
         raise NotAuthenticated("You must be logged in")
     user, avatar_key = row
-    return Profile(user.login, user.email, user.firstname, user.lastname, avatar_key)
+    return Profile(
+        username=user.login,
+        email=user.email,
+        firstname=user.firstname,
+        lastname=user.lastname,
+        avatar_key=avatar_key,
+    )
 
 
 def _conflict(exc: IntegrityError) -> Conflict:

@@ -1,4 +1,8 @@
-"""Field rules, the same for both APIs. Each check returns the value to store."""
+"""Field rules, the same for both APIs. Each check returns the value to store.
+
+The limits are written here once; the table columns (models.py) and the REST layer's JSON
+Schemas (`SCHEMAS`, for the OpenAPI document) are derived from them.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,23 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from app.errors import InvalidInput
+from core.errors import InvalidInput
 
-LOGIN_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
+LOGIN_MIN, LOGIN_MAX = 3, 32
+LOGIN_CHARS = r"A-Za-z0-9_.\-"
+LOGIN_PATTERN = re.compile(f"[{LOGIN_CHARS}]{{{LOGIN_MIN},{LOGIN_MAX}}}")
 EMAIL_MAX = 254
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 NAME_MAX = 64
+
+# JSON Schema of each rule, as far as JSON Schema can say it (not: no login inside the
+# password, no common password).
+SCHEMAS: dict[str, dict[str, object]] = {
+    "login": {"type": "string", "pattern": f"^{LOGIN_PATTERN.pattern}$"},
+    "email": {"type": "string", "format": "email", "maxLength": EMAIL_MAX},
+    "password": {"type": "string", "minLength": PASSWORD_MIN, "maxLength": PASSWORD_MAX},
+    "name": {"type": "string", "maxLength": NAME_MAX},
+}
 
 # zxcvbn's list of the 30,000 most common passwords from public breaches; only those that
 # pass the length rule can reach this check. A set lookup costs the same at any length.
@@ -24,7 +39,7 @@ _COMMON_PASSWORDS = frozenset(
 
 def login(value: str, field: str = "login") -> str:
     if not LOGIN_PATTERN.fullmatch(value):
-        raise InvalidInput(field, "use 3 to 32 characters of A-Z a-z 0-9 _ . -")
+        raise InvalidInput(field, f"use {LOGIN_MIN} to {LOGIN_MAX} characters of A-Z a-z 0-9 _ . -")
     return value
 
 

@@ -1,24 +1,15 @@
-"""Avatars: decode with care, re-encode clean, store in the database under a hash."""
+"""Images: decode hostile uploads with care, re-encode them clean. No database, no HTTP."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-from dataclasses import dataclass
 from functools import partial
 
 import anyio
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import select
 
-from app.accounts import Profile, get_profile
-from app.db import now
-from app.errors import InvalidInput, PayloadTooLarge
-from app.models import Avatar
-from app.runtime import Runtime
-from app.sessions import Principal
+from core.errors import InvalidInput
 
 SIZE = (512, 512)
 # Larger than any camera most people own; a bigger image is refused before its pixels
@@ -30,43 +21,20 @@ OUTPUT_FORMAT = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WEBP", "GIF": "PNG"}
 CONTENT_TYPE = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 FIELD = "avatar"
 
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-_limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
 
+class ImageWork:
+    """Decoding and re-encoding in worker threads, a bounded number at a time.
 
-@dataclass(frozen=True, slots=True)
-class StoredImage:
-    key: str
-    content_type: str
-    data: bytes
+    One per process (in the Runtime): the bound and Pillow's own decompression-bomb limit
+    are process-wide.
+    """
 
+    def __init__(self) -> None:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        self._limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
 
-def url(public_url: str, key: str | None) -> str | None:
-    return f"{public_url}/avatars/{key}" if key else None
-
-
-async def replace(rt: Runtime, principal: Principal, data: bytes) -> Profile:
-    """Make `data` the user's avatar; the image it replaces is deleted."""
-    if len(data) > rt.settings.avatar_max_bytes:
-        raise PayloadTooLarge(f"The image is larger than {rt.settings.avatar_max_bytes} bytes")
-    content_type, encoded = await anyio.to_thread.run_sync(
-        partial(normalise, data), limiter=_limiter
-    )
-    key = hashlib.sha256(f"{principal.user_id}:".encode() + encoded).hexdigest()
-    values = {"key": key, "content_type": content_type, "data": encoded, "created_at": now()}
-    insert = postgresql.insert if rt.db.engine.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(Avatar).values(user_id=principal.user_id, **values)
-    async with rt.db.write() as db:
-        await db.exec(statement.on_conflict_do_update(index_elements=["user_id"], set_=values))
-    return await get_profile(rt, principal)
-
-
-async def fetch(rt: Runtime, key: str) -> StoredImage | None:
-    async with rt.db.read() as db:
-        row = (
-            await db.exec(select(Avatar.content_type, Avatar.data).where(Avatar.key == key))
-        ).first()
-    return StoredImage(key=key, content_type=row[0], data=row[1]) if row else None
+    async def normalise(self, data: bytes) -> tuple[str, bytes]:
+        return await anyio.to_thread.run_sync(partial(normalise, data), limiter=self._limiter)
 
 
 def normalise(data: bytes) -> tuple[str, bytes]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.config import Settings
-from app.db import Database
-from app.security import PasswordHasher
-from app.throttle import Limits
+from core.config import Settings
+from core.db import Database
+from core.images import ImageWork
+from core.security import PasswordHasher
+from core.throttle import Limits
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class Runtime:
     settings: Settings
     db: Database
     passwords: PasswordHasher
+    images: ImageWork
     limits: Limits
 
     @classmethod
@@ -23,6 +25,7 @@ class Runtime:
             settings=settings,
             db=Database(settings),
             passwords=PasswordHasher(settings.bcrypt_rounds),
+            images=ImageWork(),
             limits=Limits(
                 per_account=settings.login_failures_per_account,
                 per_client=settings.login_failures_per_ip,

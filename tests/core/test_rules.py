@@ -1,0 +1,84 @@
+"""The field rules on their own: each returns the value to store or names the broken field."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from core import rules
+from core.errors import InvalidInput
+
+
+@pytest.mark.parametrize("login", ["abc", "a" * 32, "Alice_B.c-d", "007"])
+def test_login_accepts_three_to_32_allowed_characters(login: str) -> None:
+    assert rules.login(login) == login
+
+
+@pytest.mark.parametrize("login", ["ab", "a" * 33, "al ice", "alice@example.com", "élise", ""])
+def test_login_refuses_anything_else_naming_the_field(login: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        rules.login(login, "username")
+    assert refused.value.field == "username"
+
+
+def test_login_json_schema_says_what_the_rule_enforces() -> None:
+    pattern = re.compile(str(rules.SCHEMAS["login"]["pattern"]))
+    for value in ["abc", "a" * 32, "ab", "a" * 33, "a-b.c_d", "a b", "a@b"]:
+        accepted = True
+        try:
+            rules.login(value)
+        except InvalidInput:
+            accepted = False
+        assert bool(pattern.search(value)) == accepted, value
+
+
+def test_email_is_normalised_and_limited() -> None:
+    assert rules.email("Alice@Example.COM") == "Alice@example.com"
+    with pytest.raises(InvalidInput):
+        rules.email("not an address")
+    with pytest.raises(InvalidInput):
+        rules.email("a" * 64 + "@" + "b" * 186 + ".com")
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("short", "8 to 1024"),
+        ("x" * 1025, "8 to 1024"),
+        ("my alice password", "login"),
+        ("MY ALICE PASSWORD", "login"),
+        ("alice@example.com", "login"),
+        ("password1234", "common"),
+    ],
+)
+def test_password_rules(password: str, why: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        rules.password(password, login="alice", email="alice@example.com")
+    assert why in refused.value.message
+
+
+def test_password_equal_to_the_email_is_refused_ignoring_case() -> None:
+    with pytest.raises(InvalidInput, match="email"):
+        rules.password("Bob@Example.com", login="alice", email="bob@example.com")
+
+
+def test_long_passphrase_is_kept_whole() -> None:
+    passphrase = "a long passphrase that goes on " * 30
+    assert rules.password(passphrase, login="alice", email="a@b.co") == passphrase
+
+
+def test_names_are_trimmed_and_refuse_control_characters() -> None:
+    assert rules.name("  Ada  ", "firstname") == "Ada"
+    assert rules.name("", "lastname") == ""
+    with pytest.raises(InvalidInput, match="control"):
+        rules.name("Ada\x00", "firstname")
+    with pytest.raises(InvalidInput, match="64"):
+        rules.name("x" * 65, "lastname")
+
+
+def test_lookup_key_folds_case_and_names_no_account_for_impossible_input() -> None:
+    assert rules.lookup_key("Alice") == "alice"
+    assert rules.lookup_key("Alice@Example.com") == "alice@example.com"
+    assert rules.lookup_key("x" * 255) is None
+    assert rules.lookup_key("al\x00ice") is None
