@@ -6,6 +6,8 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core import persisted
+
 MiB = 1024 * 1024
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -37,6 +39,11 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Persisted GraphQL documents (schema/persisted.py): a manifest of pre-registered
+    # documents, `{"<sha256 hex>": "<document>"}`, checked at start-up; and whether only
+    # pre-registered documents may run (an allow-list; clients then cannot register any).
+    graphql_persisted_documents: str = ""
+    graphql_persisted_only: bool = False
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -69,6 +76,13 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("graphql_persisted_documents")
+    @classmethod
+    def _check_manifest(cls, value: str) -> str:
+        if value:
+            persisted.read_manifest(value)
+        return value
 
     @field_validator("database_url")
     @classmethod

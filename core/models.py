@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Index, LargeBinary
+from sqlalchemy import Index, LargeBinary, Text
 from sqlmodel import Column, Field, SQLModel
 
 from core.rules import EMAIL_MAX, LOGIN_MAX, NAME_MAX
@@ -56,3 +56,15 @@ class LoginFailure(SQLModel, table=True):
     account: str = Field(max_length=300)
     client: str = Field(max_length=64)
     at: float = Field(index=True)
+
+
+class PersistedDocument(SQLModel, table=True):
+    """A GraphQL document a client registered under its SHA-256 (automatic persisted queries)."""
+
+    __tablename__ = "persisted_documents"
+
+    hash: str = Field(primary_key=True, max_length=64)
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    # UTF-8 bytes of `document`, so the store's total size is one SUM away.
+    size: int
+    last_used_at: float = Field(index=True)
