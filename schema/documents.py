@@ -1,85 +1,228 @@
 """Query texts become executable documents here, under every limit, once per distinct text.
 
-Both ways a document reaches execution use this one place: the prepared fast path (REST's
-operations and `/graphql`'s JSON POSTs) calls `Documents.operation`, and Strawberry's own
-path (GET, uploads, anything the fast path leaves to it) reaches it through the
-`PreparedDocuments` extension. A limit added here holds on both.
+Every way a document reaches execution uses this one place: `/graphql` (schema/view.py,
+for POST, GET, uploads and persisted queries alike) calls `Documents.prepare`, and
+Strawberry's own path (`Schema.execute`) reaches it through the `PreparedDocuments`
+extension. A limit added here holds on both. The REST layer's fixed operations are checked
+once at start-up instead (rest_compat/translator.py).
+
+The order is the cost order: the length of the text first (before anything is parsed or
+cached), then the parser's token limit, then a linear pre-pass over the parsed document
+(schema/cost.py) that refuses documents whose validation or execution would be expensive,
+and only then graphql-core's validation.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, cast
 
 from graphql import (
     DocumentNode,
     GraphQLError,
     GraphQLSchema,
-    OperationType,
-    get_operation_ast,
+    Token,
+    get_introspection_query,
     parse,
     specified_rules,
+    validate,
 )
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import MaxAliasesLimiter, SchemaExtension
-from strawberry.schema.schema import validate_document
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+from schema.cache import BoundedCache
+from schema.cost import Budget, Exceeded, list_lengths, measure
 
 if TYPE_CHECKING:
     from schema.api import Schema
 
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+
+# The contract's limits on a query text.
+MAX_QUERY_CHARS = 65_536
 MAX_TOKENS = 2000
 MAX_ALIASES = 10
-PREPARED_DOCUMENTS = 256
+# Each of these hashes a password or changes what proves who the user is: one per document,
+# counted over all its operations and fragments, so aliases cannot multiply them.
+CREDENTIAL_FIELDS = frozenset(
+    {
+        "signup",
+        "login",
+        "changePassword",
+        "resetPassword",
+        "updateAvatar",
+        "disableTotp",
+        "confirmTotp",
+    }
+)
+MAX_CREDENTIALS = 1
+# The cost pre-pass. The standard introspection query (every option of graphql-core's
+# get_introspection_query on) nests 19 levels, selects 232 fields and could answer about
+# 14,000 values by the pre-pass's count on this schema; the limits leave a little room
+# above it and none for much more, so no accepted document costs much more than it does.
+MAX_DEPTH = 24
+MAX_FIELDS = 300
+# Pairs of same-named fields the overlapping-fields rule compares (it is quadratic in them).
+MAX_PAIRS = 100
+COST_HEADROOM = 1.2
+# Assumed length of a list of the service's own types (sessions, security events).
+DEFAULT_LIST_LENGTH = 50
+# Validation stops collecting errors here: reporting more helps nobody and costs time.
+MAX_ERRORS = 20
+
+# The caches hold at most this many bytes of query texts, syntax trees and errors.
+CACHE_BYTES = 32 * 1024 * 1024
+# What an entry holds, measured with a deep size count over hostile and ordinary documents
+# (tests/test_documents.py checks the estimate covers it): the text twice (the text, and
+# the values of its string and comment tokens), about 330-520 bytes per token (the token,
+# its node, location and name), the errors, and the entry itself.
+TEXT_COPIES = 2
+BYTES_PER_TOKEN = 640
+BYTES_PER_ERROR = 2048
+BYTES_PER_ENTRY = 1024
+
+
+class QueryTooLarge(Exception):
+    """The query text is longer than the contract allows; refused before parsing."""
+
+    def __init__(self) -> None:
+        super().__init__(f"The query text is longer than {MAX_QUERY_CHARS} characters")
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A query text after parsing and validation, with the errors that refuse it, if any."""
+    """A query text after parsing and validation, with the errors that refuse it, if any.
+
+    Each error carries its `extensions.code`, set here where its kind is known.
+    """
 
     document: DocumentNode | None
     parse_errors: tuple[GraphQLError, ...] = ()
     validation_errors: tuple[GraphQLError, ...] = ()
 
+    @property
+    def errors(self) -> tuple[GraphQLError, ...]:
+        return self.parse_errors + self.validation_errors
+
 
 def validation_rules(*, introspection: bool) -> tuple[type[ASTValidationRule], ...]:
-    """graphql-core's rules plus the contract's limits."""
-    rules = [*specified_rules, *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
+    """graphql-core's rules, Strawberry's own two, and the introspection switch."""
+    rules = [*specified_rules, MaybeNullValidationRule, OneOfInputValidationRule]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     return tuple(rules)
 
 
+def coded(error: GraphQLError, code: str) -> GraphQLError:
+    """A copy of `error` with the contract's code, and without a traceback to keep alive."""
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=None if error.nodes else error.source,
+        positions=None if error.nodes else error.positions,
+        extensions={"code": code},
+    )
+
+
 class Documents:
-    """Parses and validates query texts, keeping a bounded cache of the outcomes."""
+    """Checks, parses and validates query texts, keeping a byte-bounded cache of outcomes."""
 
     def __init__(self, schema: GraphQLSchema, *, introspection: bool) -> None:
         self.schema = schema
+        self.hide_suggestions = not introspection
         self.rules = validation_rules(introspection=introspection)
-        self.prepare = lru_cache(maxsize=PREPARED_DOCUMENTS)(self._prepare)
+        self.lengths = list_lengths(schema, DEFAULT_LIST_LENGTH)
+        self.budget = self._budget()
+        self.cache: BoundedCache[str, Prepared] = BoundedCache(CACHE_BYTES)
+
+    def _budget(self) -> Budget:
+        limits = Budget(
+            depth=MAX_DEPTH,
+            fields=MAX_FIELDS,
+            aliases=MAX_ALIASES,
+            pairs=MAX_PAIRS,
+            cost=sys.maxsize,
+            credentials=MAX_CREDENTIALS,
+            credential_fields=CREDENTIAL_FIELDS,
+        )
+        standard = parse(STANDARD_INTROSPECTION)
+        cost = measure(standard, self.schema, limits, self.lengths).cost
+        return Budget(
+            depth=limits.depth,
+            fields=limits.fields,
+            aliases=limits.aliases,
+            pairs=limits.pairs,
+            cost=math.ceil(cost * COST_HEADROOM),
+            credentials=limits.credentials,
+            credential_fields=limits.credential_fields,
+        )
+
+    def check_size(self, query: str) -> None:
+        if len(query) > MAX_QUERY_CHARS:
+            raise QueryTooLarge
+
+    def prepare(self, query: str) -> Prepared:
+        """The outcome of parsing and validating `query`; raises `QueryTooLarge`."""
+        self.check_size(query)
+        prepared = self.cache.get(query)
+        if prepared is None:
+            prepared = self._prepare(query)
+            self.cache.put(query, prepared, entry_bytes(query, prepared))
+        return prepared
 
     def _prepare(self, query: str) -> Prepared:
         try:
             document = parse(query, max_tokens=MAX_TOKENS)
         except GraphQLError as error:
-            return Prepared(None, parse_errors=(error,))
-        errors = validate_document(self.schema, document, self.rules)
-        return Prepared(document, validation_errors=tuple(errors))
+            return Prepared(None, parse_errors=(coded(error, PARSE_FAILED),))
+        try:
+            measure(document, self.schema, self.budget, self.lengths)
+        except Exceeded as refusal:
+            refused = GraphQLError(str(refusal), extensions={"code": VALIDATION_FAILED})
+            return Prepared(document, validation_errors=(refused,))
+        errors = validate(
+            self.schema,
+            document,
+            self.rules,
+            max_errors=MAX_ERRORS,
+            hide_suggestions=self.hide_suggestions,
+        )
+        return Prepared(
+            document, validation_errors=tuple(coded(error, VALIDATION_FAILED) for error in errors)
+        )
 
-    def operation(self, query: str, operation_name: str | None) -> DocumentNode | None:
-        """The valid document, if its chosen operation is a query or a mutation.
 
-        None for anything else; Strawberry's path then reports it as usual.
-        """
-        prepared = self.prepare(query)
-        document = prepared.document
-        if document is None or prepared.validation_errors:
-            return None
-        operation = get_operation_ast(document, operation_name)
-        if operation is None or operation.operation == OperationType.SUBSCRIPTION:
-            return None
-        return document
+STANDARD_INTROSPECTION = get_introspection_query(
+    descriptions=True,
+    specified_by_url=True,
+    directive_is_repeatable=True,
+    schema_description=True,
+    input_value_deprecation=True,
+    experimental_directive_deprecation=True,
+    one_of=True,
+)
+
+
+def entry_bytes(query: str, prepared: Prepared) -> int:
+    """An upper estimate of the memory a cache entry holds (its text included)."""
+    tokens = 0
+    if prepared.document is not None and prepared.document.loc is not None:
+        token: Token | None = prepared.document.loc.start_token
+        while token is not None:
+            tokens += 1
+            token = token.next
+    return (
+        TEXT_COPIES * sys.getsizeof(query)
+        + BYTES_PER_TOKEN * tokens
+        + sum(BYTES_PER_ERROR + sys.getsizeof(error.message) for error in prepared.errors)
+        + BYTES_PER_ENTRY
+    )
 
 
 class PreparedDocuments(SchemaExtension):
@@ -87,7 +230,10 @@ class PreparedDocuments(SchemaExtension):
 
     def _prepared(self) -> Prepared:
         schema = cast("Schema", self.execution_context.schema)
-        return schema.documents.prepare(self.execution_context.query or "")
+        try:
+            return schema.documents.prepare(self.execution_context.query or "")
+        except QueryTooLarge as exc:
+            raise GraphQLError(str(exc), extensions={"code": "PAYLOAD_TOO_LARGE"}) from None
 
     def on_parse(self) -> Iterator[None]:
         prepared = self._prepared()

@@ -1,15 +1,31 @@
-"""One set of document limits: the prepared fast path and Strawberry's path refuse alike."""
+"""One set of document limits: every path refuses alike, before the expensive work starts."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
+import types
+from typing import Any
 
+import graphql
 import pytest
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
 
+from schema import documents
 from schema.api import Schema
+from schema.documents import (
+    CACHE_BYTES,
+    MAX_QUERY_CHARS,
+    Prepared,
+    QueryTooLarge,
+    entry_bytes,
+)
+from tests.documents_corpus import hostile_documents, introspection_queries
 from tests.types import MakeClient
 
 ALIASES = " ".join(f"a{i}: me {{ username }}" for i in range(11))
+LOGIN = 'login(input: {login: "erin", password: "correct horse"}) { username }'
 REFUSED = [
     "{ me {",
     "{ me { " + "username " * 2100 + "} }",
@@ -18,6 +34,8 @@ REFUSED = [
     "{ me { username } } { me { email } }",
     "query($x: Int) { me { username } }",
     'mutation { login(input: {login: "a"}) { username } }',
+    "{ " + "me { username } " * 30 + "}",
+    f"mutation {{ a: {LOGIN} b: {LOGIN} }}",
 ]
 INTROSPECTION = "{ __schema { queryType { name } } }"
 
@@ -28,12 +46,26 @@ def test_prepared_and_strawberry_paths_give_the_same_errors(introspection: bool)
     refused = REFUSED if introspection else [*REFUSED, INTROSPECTION]
     for query in refused:
         prepared = schema.documents.prepare(query)
-        fast = [error.message for error in (*prepared.parse_errors, *prepared.validation_errors)]
+        fast = [error.message for error in prepared.errors]
         result = asyncio.run(schema.execute(query))
         full = [error.message for error in result.errors or ()]
+        assert fast, query
         assert fast == full, query
-        assert schema.documents.operation(query, None) is None
-    assert (schema.documents.operation(INTROSPECTION, None) is None) is not introspection
+    accepted = schema.documents.prepare(INTROSPECTION)
+    assert bool(accepted.errors) is not introspection
+
+
+def test_both_paths_refuse_a_text_over_the_limit_before_parsing_or_caching() -> None:
+    schema = Schema(introspection=True)
+    longest = "{ me { username } }" + " " * (MAX_QUERY_CHARS - 19)
+    assert schema.documents.prepare(longest).errors == ()
+    before = len(schema.documents.cache)
+    with pytest.raises(QueryTooLarge):
+        schema.documents.prepare(longest + " ")
+    assert len(schema.documents.cache) == before
+    result = asyncio.run(schema.execute(longest + " "))
+    assert result.errors is not None
+    assert result.errors[0].extensions == {"code": "PAYLOAD_TOO_LARGE"}
 
 
 @pytest.mark.parametrize("introspection", [True, False])
@@ -48,3 +80,155 @@ def test_post_and_get_answer_every_query_alike(
         posted = client.post("/graphql", json={"query": query})
         got = client.get("/graphql", params={"query": query})
         assert posted.json() == got.json(), query
+
+
+def test_every_standard_introspection_query_is_accepted() -> None:
+    schema = Schema(introspection=True)
+    for name, query in introspection_queries().items():
+        assert schema.documents.prepare(query).errors == (), name
+
+
+def _counting_validation(monkeypatch: pytest.MonkeyPatch) -> list[DocumentNode]:
+    """Records each document graphql-core's validation is asked to validate."""
+    validated: list[DocumentNode] = []
+    real = graphql.validate
+
+    def counting(
+        schema: GraphQLSchema, document: DocumentNode, *args: Any, **kw: Any
+    ) -> list[GraphQLError]:
+        validated.append(document)
+        return real(schema, document, *args, **kw)
+
+    monkeypatch.setattr(documents, "validate", counting)
+    return validated
+
+
+@pytest.mark.parametrize("name", sorted(hostile_documents()))
+def test_expensive_document_is_refused_before_validation(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validated = _counting_validation(monkeypatch)
+    prepared = Schema(introspection=True).documents.prepare(hostile_documents()[name])
+    assert prepared.parse_errors == ()
+    assert [error.extensions for error in prepared.validation_errors] == [
+        {"code": "GRAPHQL_VALIDATION_FAILED"}
+    ]
+    assert validated == []
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        f"mutation {{ a: {LOGIN} b: {LOGIN} }}",
+        f"mutation {{ {LOGIN} signup(input: $i) {{ username }} }}",
+        f"mutation A {{ {LOGIN} }} mutation B {{ {LOGIN} }}",
+        f"mutation {{ ...L logout }} fragment L on Mutation {{ {LOGIN} }} "
+        f"mutation Other {{ {LOGIN} }}",
+        f"mutation {{ ... on Mutation {{ {LOGIN} }} ... {{ {LOGIN} }} }}",
+        f"mutation {{ {LOGIN} }} fragment Unused on Mutation {{ {LOGIN} }}",
+        # Operations the schema does not have yet count already.
+        f"mutation {{ {LOGIN} resetPassword(input: {{}}) }}",
+        'mutation { disableTotp(password: "x") confirmTotp(code: "1") }',
+        'mutation { changePassword(input: {oldPassword: "a", newPassword: "b"}) '
+        'updateAvatar(file: "x") { username } }',
+    ],
+)
+def test_document_with_two_credential_operations_is_refused(
+    document: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validated = _counting_validation(monkeypatch)
+    prepared = Schema(introspection=True).documents.prepare(document)
+    assert len(prepared.validation_errors) == 1
+    assert "at most 1 of" in prepared.validation_errors[0].message
+    assert validated == []
+
+
+def test_document_with_one_credential_operation_is_accepted() -> None:
+    schema = Schema(introspection=True)
+    for document in (
+        f"mutation {{ {LOGIN} logout }}",
+        f"mutation {{ ...L }} fragment L on Mutation {{ {LOGIN} }}",
+        f"mutation In {{ {LOGIN} }} query Me {{ me {{ username }} }}",
+    ):
+        assert schema.documents.prepare(document).errors == (), document
+
+
+def test_no_suggestions_when_introspection_is_off() -> None:
+    misspelt = [
+        "{ mee { username } }",
+        "{ me { usernme } }",
+        "mutation($i: LoginInpt!) { login(input: $i) { username } }",
+        'mutation { login(input: {logn: "a", password: "b"}) { username } }',
+    ]
+    for introspection in (True, False):
+        schema = Schema(introspection=introspection)
+        messages = " ".join(
+            error.message for query in misspelt for error in schema.documents.prepare(query).errors
+        )
+        assert ("Did you mean" in messages) is introspection
+
+
+def deep_size(root: object) -> int:
+    """The bytes of every object reachable from `root` (classes and functions aside)."""
+    shared = (bool, type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    seen: set[int] = set()
+    pending = [root]
+    total = 0
+    while pending:
+        item = pending.pop()
+        if id(item) in seen or item is None or isinstance(item, shared):
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        pending.extend(gc.get_referents(item))
+    return total
+
+
+def _ordinary_documents() -> list[str]:
+    return [
+        "{ me { username } }",
+        "{ nope }",
+        "{ me {",
+        '{ __type(name: "' + "x" * 60_000 + '") { name } }',
+        '{ __type(name: """' + "x" * 60_000 + '""") { name } }',
+        '{ __type(name: "' + "\\u0041" * 10_000 + '") { name } }',
+        "{ __typename } #" + "x" * 60_000,
+        "{ " + " ".join(f"a{i}: nope{i}" for i in range(300)) + " }",
+        "{ __type(" + " ".join(f"a{i}: 1" for i in range(600)) + ") { name } }",
+        "{ " + "__typename " * 1990 + "}",
+    ]
+
+
+def test_cache_entry_estimate_covers_what_an_entry_holds() -> None:
+    schema = Schema(introspection=True)
+    texts = [
+        *_ordinary_documents(),
+        *hostile_documents().values(),
+        *list(introspection_queries().values())[:4],
+    ]
+    for text in texts:
+        prepared = schema.documents._prepare(text)
+        assert deep_size((text, prepared)) <= entry_bytes(text, prepared), text[:60]
+
+
+def test_cache_stays_within_its_byte_bound_under_padded_queries() -> None:
+    schema = Schema(introspection=True)
+    pad = MAX_QUERY_CHARS - 40
+    for i in range(300):
+        # Comments are not tokens: each text is the longest allowed, issue 11's padding.
+        schema.documents.prepare(f"{{ nope{i} }} #😀" + "x" * pad)
+    cache = schema.documents.cache
+    assert 0 < cache.bytes <= CACHE_BYTES
+    entries: list[tuple[str, Prepared]] = [
+        (key, value) for key, (value, _) in cache._entries.items()
+    ]
+    assert deep_size(entries) <= CACHE_BYTES
+    assert len(cache) < 300
+
+
+def test_parsed_documents_are_reused_from_the_cache() -> None:
+    schema = Schema(introspection=True)
+    first = schema.documents.prepare("{ me { username } }")
+    assert schema.documents.prepare("{ me { username } }") is first
+    assert first.document is not None
+    assert isinstance(parse("{ me { username } }"), DocumentNode)

@@ -1,0 +1,309 @@
+"""What a parsed document would cost to validate and execute, measured before either runs.
+
+graphql-core's validation compares every pair of fields that share a response name, and a
+fragment spread inside fragments multiplies the work of validation and execution alike; a
+list field multiplies the work of everything selected below it. This walk measures all three
+for a cost linear in the document's text: each fragment is measured once and its figures
+reused wherever it is spread, and fields are merged by name only once the expanded size is
+known to be small.
+
+It decides nothing: `schema/documents.py` holds the limits and compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLOutputType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionNode,
+    SelectionSetNode,
+    get_named_type,
+    is_abstract_type,
+    is_enum_type,
+    is_input_object_type,
+    is_interface_type,
+    is_object_type,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The most a document may use; exceeding any one refuses it."""
+
+    depth: int
+    fields: int
+    aliases: int
+    pairs: int
+    cost: int
+    credentials: int
+    credential_fields: frozenset[str]
+
+
+@dataclass(slots=True)
+class Figures:
+    """A selection set's figures, with every fragment spread in it expanded.
+
+    `cost` is the number of values the answer could hold, each list assumed as long as
+    the longest of its kind (`list_lengths`).
+    """
+
+    fields: int = 0
+    aliases: int = 0
+    height: int = 0
+    cost: int = 0
+
+    def add(self, other: Figures) -> None:
+        self.fields += other.fields
+        self.aliases += other.aliases
+        self.height = max(self.height, other.height)
+        self.cost += other.cost
+
+
+class Exceeded(Exception):
+    """A limit of the budget is exceeded; the message says which, for the client."""
+
+
+def list_lengths(schema: GraphQLSchema, default: int) -> dict[tuple[str, str], int]:
+    """How long each introspection list of this schema can be; other lists get `default`."""
+    types = list(schema.type_map.values())
+    composite = [t for t in types if is_object_type(t) or is_interface_type(t)]
+    fields = [f for t in composite for f in t.fields.values()]
+
+    def longest(sizes: Iterable[int]) -> int:
+        return max([1, *sizes])
+
+    return {
+        ("__Schema", "types"): longest([len(types)]),
+        ("__Schema", "directives"): longest([len(schema.directives)]),
+        ("__Type", "fields"): longest(len(t.fields) for t in composite),
+        ("__Type", "interfaces"): longest(len(t.interfaces) for t in composite),
+        ("__Type", "possibleTypes"): longest(
+            len(schema.get_possible_types(t)) for t in types if is_abstract_type(t)
+        ),
+        ("__Type", "enumValues"): longest(len(t.values) for t in types if is_enum_type(t)),
+        ("__Type", "inputFields"): longest(len(t.fields) for t in types if is_input_object_type(t)),
+        ("__Field", "args"): longest(len(f.args) for f in fields),
+        ("__Directive", "args"): longest(len(d.args) for d in schema.directives),
+        ("__Directive", "locations"): longest(len(d.locations) for d in schema.directives),
+        ("", ""): default,
+    }
+
+
+@dataclass
+class _Walk:
+    schema: GraphQLSchema
+    fragments: dict[str, FragmentDefinitionNode]
+    budget: Budget
+    lengths: Mapping[tuple[str, str], int]
+    memo: dict[str, Figures] = field(default_factory=dict)
+    active: set[str] = field(default_factory=set)
+
+    def too_deep(self) -> Exceeded:
+        return Exceeded(f"The document nests deeper than {self.budget.depth} levels")
+
+    def selection_set(
+        self, node: SelectionSetNode | None, parent: GraphQLNamedType | None, depth: int
+    ) -> Figures:
+        total = Figures()
+        if node is None:
+            return total
+        if depth > self.budget.depth:
+            raise self.too_deep()
+        for selection in node.selections:
+            total.add(self.selection(selection, parent, depth))
+        self.check(total)
+        return total
+
+    def selection(
+        self, node: SelectionNode, parent: GraphQLNamedType | None, depth: int
+    ) -> Figures:
+        if isinstance(node, FieldNode):
+            output = self.output_type(parent, node.name.value)
+            named = get_named_type(output) if output is not None else None
+            inner = self.selection_set(node.selection_set, named, depth + 1)
+            factor = self.factor(parent, node.name.value, output)
+            return Figures(
+                fields=1 + inner.fields,
+                aliases=inner.aliases + (node.alias is not None),
+                height=1 + inner.height,
+                cost=factor * max(1, inner.cost),
+            )
+        if isinstance(node, InlineFragmentNode):
+            condition = node.type_condition
+            typed = self.schema.get_type(condition.name.value) if condition else parent
+            inner = self.selection_set(node.selection_set, typed, depth + 1)
+            return Figures(inner.fields, inner.aliases, 1 + inner.height, inner.cost)
+        assert isinstance(node, FragmentSpreadNode)
+        return self.spread(node.name.value, depth)
+
+    def spread(self, name: str, depth: int) -> Figures:
+        known = self.memo.get(name)
+        if known is None:
+            definition = self.fragments.get(name)
+            if definition is None or name in self.active:
+                # Unknown fragments and cycles are validation errors; they add nothing here.
+                return Figures()
+            self.active.add(name)
+            try:
+                typed = self.schema.get_type(definition.type_condition.name.value)
+                known = self.selection_set(definition.selection_set, typed, depth + 1)
+            finally:
+                self.active.discard(name)
+            self.memo[name] = known
+        if depth + 1 + known.height > self.budget.depth + 1:
+            raise self.too_deep()
+        return Figures(known.fields, known.aliases, 1 + known.height, known.cost)
+
+    def output_type(self, parent: GraphQLNamedType | None, name: str) -> GraphQLOutputType | None:
+        if name == "__schema":
+            return self.schema.get_type("__Schema")  # type: ignore[return-value]
+        if name == "__type":
+            return self.schema.get_type("__Type")  # type: ignore[return-value]
+        fields = (
+            getattr(parent, "fields", None)
+            if is_object_type(parent) or is_interface_type(parent)
+            else None
+        )
+        definition = fields.get(name) if fields else None
+        return definition.type if definition is not None else None
+
+    def factor(
+        self, parent: GraphQLNamedType | None, name: str, output: GraphQLOutputType | None
+    ) -> int:
+        factor = 1
+        length = self.lengths.get((parent.name if parent else "", name), self.lengths[("", "")])
+        while isinstance(output, GraphQLNonNull | GraphQLList):
+            if isinstance(output, GraphQLList):
+                factor *= length
+            output = output.of_type
+        return factor
+
+    def check(self, figures: Figures) -> None:
+        if figures.fields > self.budget.fields:
+            raise Exceeded(
+                f"The document selects more than {self.budget.fields} fields "
+                "(counting every fragment where it is spread)"
+            )
+        if figures.cost > self.budget.cost:
+            raise Exceeded(
+                f"The answer to this document could hold more than {self.budget.cost} values"
+            )
+
+
+def measure(
+    document: DocumentNode,
+    schema: GraphQLSchema,
+    budget: Budget,
+    lengths: Mapping[tuple[str, str], int],
+) -> Figures:
+    """The document's figures; raises `Exceeded` as soon as one passes the budget."""
+    fragments: dict[str, FragmentDefinitionNode] = {}
+    operations: list[OperationDefinitionNode] = []
+    for definition in document.definitions:
+        if isinstance(definition, FragmentDefinitionNode):
+            fragments.setdefault(definition.name.value, definition)
+        elif isinstance(definition, OperationDefinitionNode):
+            operations.append(definition)
+    _check_credentials(operations, fragments, schema, budget)
+    walk = _Walk(schema, fragments, budget, lengths)
+    total = Figures()
+    for operation in operations:
+        root = schema.get_root_type(operation.operation)
+        total.add(walk.selection_set(operation.selection_set, root, 1))
+        walk.check(total)
+    # Fragments that no operation spreads are measured too: validation reads them all.
+    unreached = [name for name in fragments if name not in walk.memo]
+    for name in unreached:
+        total.add(walk.spread(name, 0))
+        walk.check(total)
+    if total.aliases > budget.aliases:
+        raise Exceeded(f"{total.aliases} aliases found. Allowed: {budget.aliases}")
+    # Only now, with the expanded size known to be small, are fields merged by name.
+    roots = [operation.selection_set for operation in operations]
+    roots += [fragments[name].selection_set for name in unreached]
+    pairs = sum(_pairs([root], fragments) for root in roots)
+    if pairs > budget.pairs:
+        raise Exceeded(
+            "The document repeats the same fields too often "
+            f"({pairs} pairs of them to compare; at most {budget.pairs})"
+        )
+    return total
+
+
+def _pairs(sets: list[SelectionSetNode], fragments: dict[str, FragmentDefinitionNode]) -> int:
+    """How many pairs of same-named fields validation compares in these merged sets."""
+    by_name: dict[str, list[FieldNode]] = {}
+    for node in _fields(sets, fragments):
+        by_name.setdefault((node.alias or node.name).value, []).append(node)
+    total = 0
+    for nodes in by_name.values():
+        total += len(nodes) * (len(nodes) - 1) // 2
+        inner = [node.selection_set for node in nodes if node.selection_set is not None]
+        if inner:
+            total += _pairs(inner, fragments)
+    return total
+
+
+def _fields(
+    sets: Iterable[SelectionSetNode], fragments: dict[str, FragmentDefinitionNode]
+) -> Iterator[FieldNode]:
+    """The fields of these selection sets, through fragments, as execution collects them."""
+    stack = list(sets)
+    spread: set[str] = set()
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                yield selection
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in spread and name in fragments:
+                    spread.add(name)
+                    stack.append(fragments[name].selection_set)
+
+
+def _check_credentials(
+    operations: list[OperationDefinitionNode],
+    fragments: dict[str, FragmentDefinitionNode],
+    schema: GraphQLSchema,
+    budget: Budget,
+) -> None:
+    """Count the credential mutations written anywhere in the document, each once."""
+    mutation = schema.mutation_type
+    if mutation is None:
+        return
+    stack = [op.selection_set for op in operations if op.operation == OperationType.MUTATION]
+    stack += [
+        fragment.selection_set
+        for fragment in fragments.values()
+        if fragment.type_condition.name.value == mutation.name
+    ]
+    found = 0
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                found += selection.name.value in budget.credential_fields
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                if condition is None or condition.name.value == mutation.name:
+                    stack.append(selection.selection_set)
+    if found > budget.credentials:
+        names = ", ".join(sorted(budget.credential_fields))
+        raise Exceeded(
+            f"A document may contain at most {budget.credentials} of {names} "
+            f"(aliases included); this one has {found}"
+        )
