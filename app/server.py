@@ -21,7 +21,7 @@ from core import avatars
 from core.config import Settings
 from core.runtime import Runtime
 from rest_compat.openapi import openapi_document
-from rest_compat.translator import message_response, rest_routes
+from rest_compat.translator import DOCUMENT_PATH, message_response, rest_routes
 from schema.api import create_schema
 from schema.errors import MASKED_MESSAGE
 from schema.view import GraphQLView
@@ -72,7 +72,8 @@ def create_app(settings: Settings) -> ASGIApp:
         runtime.passwords.close()
         await runtime.db.dispose()
 
-    graphql = Route("/graphql", GraphQLView(runtime, schema).respond, methods=["GET", "POST"])
+    view = GraphQLView(runtime, schema, operations=DOCUMENT_PATH.read_text())
+    graphql = Route("/graphql", view.respond, methods=["GET", "POST"])
     # Starlette adds HEAD wherever GET is allowed; a GraphQL request is its answer, and
     # Strawberry refuses HEAD, so the 405s' Allow header names exactly GET and POST.
     assert graphql.methods is not None

@@ -16,6 +16,8 @@ JSON_MAX_BYTES = 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 
 NO_CONTENT_POLICY = b"default-src 'none'; frame-ancestors 'none'; sandbox"
+# Responses that are data, never a page: nothing in them may run or load anything.
+CONTENT_POLICY_TYPES = (b"application/json", b"application/graphql-response+json", b"image/")
 ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 ALWAYS_SET = frozenset(name for name, _ in ALWAYS) | {b"content-security-policy"}
 
@@ -40,7 +42,7 @@ class SecurityHeaders:
                 ]
                 present = {name.lower() for name, _ in headers}
                 content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
-                if content_type.startswith((b"application/json", b"image/")):
+                if content_type.startswith(CONTENT_POLICY_TYPES):
                     headers.append((b"content-security-policy", NO_CONTENT_POLICY))
                 elif b"x-frame-options" not in present:
                     headers.append((b"x-frame-options", b"DENY"))

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import GraphQLError
 
 from core.errors import InvalidInput, ServiceError, TooManyRequests
 
@@ -26,19 +26,21 @@ def service_extensions(error: ServiceError) -> dict[str, Any]:
 
 
 def error_extensions(error: GraphQLError) -> dict[str, Any] | None:
-    """The extensions a client sees for `error`; None when it is unexpected (a bug)."""
+    """The extensions a client sees for `error`; None when it is unexpected (a bug).
+
+    The code is decided where the error arose, never from its wording: a service error
+    carries its own; the parser, the validator and the variables' coercion label theirs
+    (schema/documents.py, schema/execution.py). Anything else is unexpected.
+    """
     original = error.original_error
     if isinstance(original, ServiceError):
         return service_extensions(original)
     if original is not None and not isinstance(original, GraphQLError):
         return None
-    if isinstance(error, GraphQLSyntaxError):
-        return {"code": "GRAPHQL_PARSE_FAILED"}
-    # graphql-core words every variable-coercion error this way; those are bad input,
-    # everything else without an original error is a document the schema rejects.
-    if error.message.startswith("Variable '$"):
-        return {"code": "BAD_USER_INPUT"}
-    return {"code": "GRAPHQL_VALIDATION_FAILED"}
+    extensions = error.extensions or {}
+    if "code" not in extensions:
+        return None
+    return dict(extensions)
 
 
 def public_error(error: GraphQLError) -> GraphQLError:

@@ -1,109 +1,142 @@
-"""The /graphql endpoint: Strawberry's ASGI view with the contract's HTTP rules."""
+"""The /graphql endpoint, to the GraphQL-over-HTTP specification and the contract.
+
+One path for every request (GET, JSON POST, multipart upload, persisted query): read the
+request (schema/transport.py), find its document (schema/persisted.py), prepare it under
+every limit (schema/documents.py), select the operation, execute (schema/execution.py).
+
+Status codes: a client that prefers `application/graphql-response+json` gets that type and
+`400` whenever the operation never ran (the document does not parse or validate, the
+operation cannot be selected, the variables do not coerce), `200` once it started. Others
+get `application/json` and `200` for every well-formed GraphQL request. Either way a
+response of an operation that never ran has no `data` key, a mutation over GET is `405`
+(`Allow: POST`), and a malformed HTTP request is a 4xx. Every answer keeps
+`Cache-Control: no-store` (set by the app): it may hold account data.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cross_web import HTTPException as ViewError
+from graphql import GraphQLError, OperationType
+from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse, process_result
-from strawberry.types import ExecutionResult
 
 from core.runtime import Runtime
 from schema.api import Schema
 from schema.context import Context, apply_cookie
+from schema.documents import QueryTooLarge
 from schema.errors import public_error
-from schema.execution import run
-from schema.http import BodyTooLarge, loads_json, media_type
-
-PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-requested-with")
-REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
+from schema.execution import run, select_operation
+from schema.http import GRAPHQL_RESPONSE, BodyTooLarge, RequestError, response_media_type
+from schema.persisted import PersistedQueries, standalone_operations
+from schema.transport import GraphQLRequest, read_request
 
 
 class GraphQLView(GraphQL[Context, None]):
     schema: Schema
 
-    def __init__(self, runtime: Runtime, schema: Schema) -> None:
-        super().__init__(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)
+    def __init__(self, runtime: Runtime, schema: Schema, *, operations: str = "") -> None:
+        """`operations`: a document whose operations are pre-registered (the REST layer's)."""
+        super().__init__(schema, graphql_ide="graphiql")
         self.runtime = runtime
+        settings = runtime.settings
+        self.persisted = PersistedQueries.with_documents(
+            runtime.db,
+            standalone_operations(operations) if operations else [],
+            manifest=settings.graphql_persisted_documents,
+            only=settings.graphql_persisted_only,
+        )
 
     async def respond(self, request: Request) -> Response:
         """The whole answer to one HTTP request, built before any of it is sent."""
         context = Context.from_request(self.runtime, request)
+        media = response_media_type(request.headers.get("accept", ""))
+        form: FormData | None = None
         try:
-            _check_post(request)
-            response = await self._prepared_post(request, context) or await self.run(
-                request, context=context
-            )
-        except ViewError as exc:
-            response = error_response(exc.status_code, exc.reason)
-        except BodyTooLarge as exc:
-            response = error_response(413, exc.detail, code="PAYLOAD_TOO_LARGE")
+            if _wants_ide(request):
+                response = await self.render_graphql_ide(request)
+            else:
+                graphql_request, form = await read_request(request)
+                response = await self._answer(request, graphql_request, context, media)
+        except RequestError as exc:
+            response = errors_response(exc.status, exc.message, exc.code, media, exc.headers)
+        except (QueryTooLarge, BodyTooLarge) as exc:
+            message = exc.detail if isinstance(exc, BodyTooLarge) else str(exc)
+            response = errors_response(413, message, "PAYLOAD_TOO_LARGE", media)
+        finally:
+            if form is not None:
+                await form.close()
         apply_cookie(response, context, self.runtime.settings)
         return response
 
-    async def _prepared_post(self, request: Request, context: Context) -> Response | None:
-        """A JSON POST of a valid query or mutation, executed from the prepared cache.
-
-        Returns None for anything else (GET, uploads, GraphiQL, malformed bodies, documents
-        with errors), which Strawberry's full path then handles and reports as usual.
-        """
-        if request.method != "POST" or media_type(request.headers) != "application/json":
-            return None
-        try:
-            body: Any = loads_json(await request.body())
-        except ValueError:
-            return None
-        if not isinstance(body, dict) or not body.keys() <= REQUEST_KEYS:
-            return None
-        query, variables, name = body.get("query"), body.get("variables"), body.get("operationName")
-        if not (
-            isinstance(query, str)
-            and (variables is None or isinstance(variables, dict))
-            and (name is None or isinstance(name, str))
-        ):
-            return None
-        document = self.schema.documents.operation(query, name)
-        if document is None:
-            return None
-        result = await run(
-            self.schema, document, variables=variables, operation_name=name, context=context
-        )
-        outcome = ExecutionResult(data=result.data, errors=result.errors, extensions=None)
-        data = await self.process_result(request, outcome)
-        return Response(self.encode_json(data), media_type="application/json")
-
-    def decode_json(self, data: str | bytes) -> object:
-        return loads_json(data)
-
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        # Every error leaves with its contract code; unexpected ones are masked here,
-        # after Schema.process_errors has logged them.
-        if result.errors:
-            result.errors = [public_error(error) for error in result.errors]
-        return process_result(result)
-
-
-def _check_post(request: Request) -> None:
-    if request.method != "POST":
-        return
-    content_type = media_type(request.headers)
-    if content_type == "multipart/form-data":
-        # A multipart POST is a "simple" request that skips the CORS preflight; demanding
-        # a custom header forces one, so another site cannot post an upload with our cookie.
-        if not any(request.headers.get(name, "").strip() for name in PREFLIGHT_HEADERS):
-            raise ViewError(
-                400, "Uploads need an Apollo-Require-Preflight or X-Requested-With header"
+    async def _answer(
+        self, request: Request, graphql_request: GraphQLRequest, context: Context, media: str
+    ) -> Response:
+        documents = self.schema.documents
+        if graphql_request.query is not None:
+            # Before anything hashes, parses or caches the text.
+            documents.check_size(graphql_request.query)
+        resolved = await self.persisted.resolve(graphql_request)
+        prepared = documents.prepare(resolved.text)
+        if prepared.document is None or prepared.errors:
+            return _not_run(prepared.errors, media)
+        operation = select_operation(prepared.document, graphql_request.operation_name)
+        if isinstance(operation, GraphQLError):
+            return _not_run([operation], media)
+        if request.method == "GET" and operation.operation != OperationType.QUERY:
+            raise RequestError(
+                405, "Only queries can be sent with GET; use POST", headers={"allow": "POST"}
             )
-    elif content_type != "application/json":
-        raise ViewError(415, "Send application/json (or multipart/form-data for uploads)")
+        if resolved.register is not None:
+            await self.persisted.register(resolved.register, resolved.text)
+        outcome = await run(
+            self.schema,
+            prepared.document,
+            variables=graphql_request.variables,
+            operation_name=graphql_request.operation_name,
+            context=context,
+        )
+        if not outcome.started:
+            return _not_run(outcome.errors or [], media)
+        body: dict[str, Any] = {"data": outcome.data}
+        if outcome.errors:
+            body["errors"] = [public_error(error).formatted for error in outcome.errors]
+        return json_response(body, 200, media)
 
 
-def error_response(status: int, message: str, code: str = "BAD_REQUEST") -> Response:
-    return JSONResponse(
-        {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status
-    )
+def _wants_ide(request: Request) -> bool:
+    """A browser opening /graphql: a GET with no GraphQL parameters that accepts HTML."""
+    if request.method != "GET":
+        return False
+    if "query" in request.query_params or "extensions" in request.query_params:
+        return False
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept or "*/*" in accept
+
+
+def _not_run(errors: Sequence[GraphQLError], media: str) -> Response:
+    """Errors of an operation that never ran: no `data` key; the status as media requires."""
+    status = 400 if media == GRAPHQL_RESPONSE else 200
+    return json_response({"errors": [public_error(e).formatted for e in errors]}, status, media)
+
+
+def errors_response(
+    status: int,
+    message: str,
+    code: str,
+    media: str = "application/json",
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return json_response(body, status, media, headers)
+
+
+def json_response(
+    body: object, status: int, media: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    content = json.dumps(body, separators=(",", ":")).encode()
+    return Response(content, status_code=status, media_type=media, headers=headers)
