@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+# The GraphQL-over-HTTP audit (tests/test_audit.py): graphql-http, pinned by its lock file.
+AUDIT  := tests/audit
 
 .PHONY: run test test-postgres bench bench-layers lint typecheck pytest lock clean
 
@@ -18,11 +20,11 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.dev
+pytest: $(VENV)/.dev $(AUDIT)/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The same suite on PostgreSQL (127.0.0.1:5432, user postgres); it creates and drops its database.
-test-postgres: $(VENV)/.dev
+test-postgres: $(VENV)/.dev $(AUDIT)/node_modules/.installed
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Load figures against hand-written reference handlers (bench/README.md); needs wrk.
@@ -42,6 +44,10 @@ $(VENV)/.runtime: requirements.lock | $(VENV)/bin/python
 	$(PIP) install -r requirements.lock
 	touch $@
 
+$(AUDIT)/node_modules/.installed: $(AUDIT)/package-lock.json
+	cd $(AUDIT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(VENV)/.dev: requirements-dev.lock requirements.lock | $(VENV)/bin/python
 	$(PIP) install -r requirements-dev.lock
 	touch $@ $(VENV)/.runtime
@@ -58,4 +64,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache $(AUDIT)/node_modules
