@@ -152,3 +152,94 @@ def test_graphql_documents_of_any_shape_never_fail(
     response = fuzz_client.post("/graphql", json={"query": f"{kind} {{ {body} }}"})
     _assert_clean(response.status_code, response.text)
     assert response.status_code in (200, 400, 403, 409, 429)
+
+
+# Whole /graphql requests of any shape: every parameter any JSON type, persisted-query
+# extensions well and badly formed, over POST, GET and multipart.
+GRAPHQL_STATUSES = (200, 400, 403, 405, 409, 413, 415, 429)
+queries = st.sampled_from(
+    [
+        "{ me { username } }",
+        "query Q($b: Boolean!) { me @include(if: $b) { username } }",
+        "mutation { logout }",
+        "{ nope }",
+        "{ me {",
+        "",
+    ]
+)
+persisted_queries = st.fixed_dictionaries(
+    {},
+    optional={
+        "version": st.sampled_from([1, 2, "1", None]) | json_values,
+        "sha256Hash": st.text(alphabet="0123456789abcdefABCDEF", min_size=60, max_size=66)
+        | json_values,
+    },
+)
+extensions = st.none() | json_values | st.fixed_dictionaries({"persistedQuery": persisted_queries})
+parameters = st.fixed_dictionaries(
+    {},
+    optional={
+        "query": queries | json_values,
+        "variables": st.dictionaries(st.sampled_from(["b", "i", "x"]), json_values) | json_values,
+        "operationName": st.sampled_from(["Q", "Nope"]) | json_values,
+        "extensions": extensions,
+    },
+)
+# Numbers Python's json reads and JSON does not allow, or that no integer type can hold.
+raw_numbers = st.sampled_from(["1" * 5000, "-" + "9" * 4301, "NaN", "Infinity", "-Infinity"])
+accepts = st.sampled_from(
+    ["application/json", "application/graphql-response+json", "*/*", "text/html", ""]
+)
+
+
+@FUZZ_SETTINGS
+@given(body=parameters | json_values, accept=accepts)
+def test_graphql_posts_of_any_shape_never_fail(
+    fuzz_client: httpx.Client, body: Any, accept: str
+) -> None:
+    headers = {"content-type": "application/json", "accept": accept}
+    response = fuzz_client.post("/graphql", content=json.dumps(body), headers=headers)
+    _assert_clean(response.status_code, response.text)
+    assert response.status_code in GRAPHQL_STATUSES
+
+
+@FUZZ_SETTINGS
+@given(params=parameters, accept=accepts)
+def test_graphql_gets_of_any_shape_never_fail(
+    fuzz_client: httpx.Client, params: dict[str, Any], accept: str
+) -> None:
+    query = {key: v if isinstance(v, str) else json.dumps(v) for key, v in params.items()}
+    response = fuzz_client.get("/graphql", params=query, headers={"accept": accept})
+    _assert_clean(response.status_code, response.text)
+    assert response.status_code in GRAPHQL_STATUSES
+
+
+@FUZZ_SETTINGS
+@given(number=raw_numbers, where=st.sampled_from(["variables", "extensions"]))
+def test_graphql_numbers_json_cannot_hold_are_400(
+    fuzz_client: httpx.Client, number: str, where: str
+) -> None:
+    body = '{"query": "{ me { username } }", "' + where + '": {"b": ' + number + "}}"
+    headers = {"content-type": "application/json"}
+    response = fuzz_client.post("/graphql", content=body, headers=headers)
+    _assert_clean(response.status_code, response.text)
+    assert response.status_code == 400
+    params = {"query": "{ me { username } }", where: '{"b": ' + number + "}"}
+    response = fuzz_client.get("/graphql", params=params)
+    _assert_clean(response.status_code, response.text)
+    assert response.status_code == 400
+
+
+@FUZZ_SETTINGS
+@given(operations=parameters | json_values, files_map=json_values | st.text(max_size=30))
+def test_graphql_uploads_of_any_shape_never_fail(
+    fuzz_client: httpx.Client, operations: Any, files_map: Any
+) -> None:
+    response = fuzz_client.post(
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": json.dumps(files_map)},
+        files={"0": ("a.png", b"not an image", "image/png")},
+        headers={"apollo-require-preflight": "1"},
+    )
+    _assert_clean(response.status_code, response.text)
+    assert response.status_code in GRAPHQL_STATUSES
