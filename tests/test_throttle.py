@@ -34,21 +34,22 @@ def test_successful_login_clears_the_account_count(face: Face) -> None:
     assert face.login("alice", PASSWORD).status == 200
 
 
-def test_aliases_in_one_document_count_one_by_one(client: TestClient) -> None:
+def test_aliased_logins_are_refused_before_any_attempt(client: TestClient) -> None:
     client.post("/signup", json={"login": "alice", "password": PASSWORD, "email": "a@b.co"})
     guesses = " ".join(
         f'g{i}: login(input: {{login: "alice", password: "guess number {i}"}}) {{ username }}'
         for i in range(10)
     )
-    # login returns Profile!, so the first failed guess nulls the whole result and
-    # stops the serial execution: a document never gets more attempts than it pays for.
-    for _ in range(10):
+    # One credential mutation per document (schema/documents.py): a document of ten
+    # guesses checks none of them, so it neither guesses nor counts against the owner.
+    for _ in range(20):
         body = client.post("/graphql", json={"query": f"mutation {{ {guesses} }}"}).json()
-        assert body["data"] is None
-        assert [error["extensions"]["code"] for error in body["errors"]] == ["UNAUTHENTICATED"]
+        assert "data" not in body
+        assert [error["extensions"]["code"] for error in body["errors"]] == [
+            "GRAPHQL_VALIDATION_FAILED"
+        ]
     response = client.post("/login", json={"login": "alice", "password": PASSWORD})
-    assert response.status_code == 429
-    assert int(response.headers["retry-after"]) > 0
+    assert response.status_code == 200
 
 
 def test_client_address_is_throttled_across_accounts(make_client: MakeClient) -> None:
@@ -89,21 +90,3 @@ def test_101_wrong_passwords_in_a_row_are_stopped(face: Face) -> None:
     assert statuses[:10] == [403] * 10
     assert set(statuses[10:]) == {429}
     assert face.login("alice", PASSWORD).status == 429
-
-
-def test_101_wrong_passwords_spread_over_aliases_are_stopped(client: TestClient) -> None:
-    client.post("/signup", json={"login": "alice", "password": PASSWORD, "email": "a@b.co"})
-    guesses = [f"wrong guess {i}" for i in range(101)]
-    codes: list[str] = []
-    for start in range(0, len(guesses), 10):
-        aliases = " ".join(
-            f'g{i}: login(input: {{login: "alice", password: "{guess}"}}) {{ username }}'
-            for i, guess in enumerate(guesses[start : start + 10])
-        )
-        body = client.post("/graphql", json={"query": f"mutation {{ {aliases} }}"}).json()
-        codes += [error["extensions"]["code"] for error in body["errors"]]
-    # No more than the account's limit of attempts is ever checked; the rest are refused.
-    assert codes.count("UNAUTHENTICATED") == 10
-    assert codes[10:] and set(codes[10:]) == {"TOO_MANY_REQUESTS"}
-    response = client.post("/login", json={"login": "alice", "password": PASSWORD})
-    assert response.status_code == 429
