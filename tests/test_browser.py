@@ -102,8 +102,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def sites(
-    browser: Browser, module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory, browser: Browser
 ) -> Iterator[Sites]:
+    # The database first: while Playwright's sync API runs, its event loop is this thread's
+    # running loop, and the PostgreSQL set-up (asyncio.run) cannot start inside it.
     directory = tmp_path_factory.mktemp("browser")
     certificate = Certificate.issue(directory, "api.test", "front.test", "127.0.0.1")
     listed, unlisted = StaticSite(FRONTEND), StaticSite(FRONTEND)
