@@ -43,7 +43,7 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 15_000
 PASSWORD = "a long enough password"
 
-# A frontend on another origin: it calls the API with the browser's cookies, as a
+# A frontend on another origin: it calls every endpoint with the browser's cookies, as a
 # single-page application on another host would.
 FRONTEND = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Frontend</title></head>
@@ -51,25 +51,47 @@ FRONTEND = """<!doctype html>
 <script>
 async function call(api, method, path, body) {
   const init = {method: method, credentials: "include", headers: {}};
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body;
+  } else if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   try {
     const response = await fetch(api + path, init);
-    return {status: response.status, body: await response.json()};
+    const type = response.headers.get("content-type") || "";
+    const answer = type.startsWith("application/json") ? await response.json() : type;
+    return {status: response.status, body: answer};
   } catch (error) {
     return {error: String(error)};
   }
 }
+async function picture() {
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 16;
+  const blob = await new Promise(done => canvas.toBlob(done, "image/png"));
+  const form = new FormData();
+  form.append("avatar", blob, "me.png");
+  return form;
+}
 async function useAccount(api, login, password) {
+  const steps = {};
+  const credentials = {login: login, password: password};
   const email = login + "@example.com";
-  return {
-    signup: await call(api, "POST", "/signup", {login: login, password: password, email: email}),
-    read: await call(api, "GET", "/profile"),
-    update: await call(api, "PUT", "/profile", {firstname: "Frontend"}),
-    graphql: await call(api, "POST", "/graphql", {query: "{ me { username firstname } }"}),
-  };
+  steps.signup = await call(api, "POST", "/signup", {...credentials, email: email});
+  steps.logout = await call(api, "POST", "/logout");
+  steps.login = await call(api, "POST", "/login", credentials);
+  steps.read = await call(api, "GET", "/profile");
+  steps.update = await call(api, "PUT", "/profile", {firstname: "Frontend"});
+  steps.avatar = await call(api, "PUT", "/avatar", await picture());
+  const avatar = (steps.avatar.body || {}).avatar || "/avatars/none";
+  steps.image = await call(api, "GET", avatar);
+  const change = {old_password: password, new_password: password + " too"};
+  steps.password = await call(api, "PUT", "/password", change);
+  steps.graphql = await call(api, "POST", "/graphql", {query: "{ me { username firstname } }"});
+  steps.delete = await call(api, "DELETE", "/profile");
+  steps.after = await call(api, "GET", "/profile");
+  return steps;
 }
 </script>
 </body></html>
@@ -228,42 +250,46 @@ def _use_account(context: BrowserContext, page_url: str, api: str, login: str) -
     return page.evaluate("(args) => useAccount(...args)", [api, login, PASSWORD])
 
 
-def test_listed_origin_uses_the_account_with_credentials(
+def _assert_every_step_worked(outcome: Any, login: str) -> None:
+    statuses = {step: answer.get("status") for step, answer in outcome.items()}
+    assert statuses == {
+        **dict.fromkeys(
+            ["signup", "logout", "login", "read", "update", "avatar", "image", "password"], 200
+        ),
+        **{"graphql": 200, "delete": 200, "after": 403},
+    }, json.dumps(outcome)
+    assert outcome["read"]["body"]["username"] == login
+    assert outcome["avatar"]["body"]["firstname"] == "Frontend"
+    assert outcome["image"]["body"] == "image/png"
+    assert outcome["graphql"]["body"]["data"]["me"] == {"username": login, "firstname": "Frontend"}
+
+
+def test_listed_origin_uses_every_endpoint_with_credentials(
     sites: Sites, context: BrowserContext
 ) -> None:
     frontend = f"http://127.0.0.1:{sites.listed.port}/"
     outcome = _use_account(context, frontend, sites.plain.url, "heidi")
-
-    assert outcome["signup"]["status"] == 200, json.dumps(outcome)
-    assert outcome["read"] == {"status": 200, "body": outcome["signup"]["body"]}
-    assert outcome["update"]["body"]["firstname"] == "Frontend"
-    me = outcome["graphql"]["body"]["data"]["me"]
-    assert me == {"username": "heidi", "firstname": "Frontend"}
+    _assert_every_step_worked(outcome, "heidi")
 
 
 def test_unlisted_origin_is_refused(sites: Sites, context: BrowserContext) -> None:
     frontend = f"http://127.0.0.1:{sites.unlisted.port}/"
     outcome = _use_account(context, frontend, sites.plain.url, "ivan")
 
-    for step in ("signup", "read", "update", "graphql"):
-        assert "Failed to fetch" in outcome[step].get("error", ""), json.dumps(outcome)
+    for step, answer in outcome.items():
+        assert "Failed to fetch" in answer.get("error", ""), (step, json.dumps(outcome))
     with sites.plain.client() as client:
         login = client.post("/login", json={"login": "ivan", "password": PASSWORD})
     assert login.status_code == 403  # the preflight refused, so no account was made
 
 
-def test_another_site_uses_the_account_with_samesite_none(
+def test_another_site_uses_every_endpoint_with_samesite_none(
     sites: Sites, context: BrowserContext
 ) -> None:
     frontend = f"https://front.test:{sites.front.port}/"
     api = f"https://api.test:{sites.none.port}"
     outcome = _use_account(context, frontend, api, "judy")
-
-    assert outcome["signup"]["status"] == 200, json.dumps(outcome)
-    assert outcome["read"]["status"] == 200, json.dumps(outcome)
-    assert outcome["update"]["body"]["firstname"] == "Frontend"
-    me = outcome["graphql"]["body"]["data"]["me"]
-    assert me == {"username": "judy", "firstname": "Frontend"}
+    _assert_every_step_worked(outcome, "judy")
 
 
 def test_another_site_loses_the_session_with_samesite_lax(
@@ -274,7 +300,9 @@ def test_another_site_loses_the_session_with_samesite_lax(
     outcome = _use_account(context, frontend, api, "mallory")
 
     # CORS lets the frontend read the answers, but a Lax cookie never rides a cross-site
-    # request: the account is made, and the next request is not logged in.
+    # request: signing up and logging in work, and every next request is not logged in.
     assert outcome["signup"]["status"] == 200, json.dumps(outcome)
-    assert outcome["read"]["status"] == 403
+    assert outcome["login"]["status"] == 200
+    for step in ("logout", "read", "update", "avatar", "password", "delete"):
+        assert outcome[step]["status"] == 403, (step, json.dumps(outcome))
     assert outcome["graphql"]["body"]["data"]["me"] is None
