@@ -2,13 +2,16 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# GraphiQL's and Swagger UI's files, from npm at the versions pinned in app/static/package-lock.json.
+ASSETS := app/static/node_modules/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # The GraphQL-over-HTTP audit (tests/test_audit.py): graphql-http, pinned by its lock file.
 AUDIT  := tests/audit
 
-.PHONY: run test test-postgres bench bench-layers lint typecheck pytest lock clean
+.PHONY: run test test-postgres bench bench-layers lint typecheck pytest lock assets clean
 
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime $(ASSETS)
+	@echo "Serving on http://$${HOST:-127.0.0.1}:$${PORT:-8000} (GraphiQL at /graphql, REST docs at /docs); Ctrl-C stops."
 	$(BIN)/python -m app
 
 test: $(VENV)/.dev lint typecheck pytest
@@ -20,20 +23,20 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.dev $(AUDIT)/node_modules/.installed
+pytest: $(VENV)/.dev $(ASSETS) $(AUDIT)/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The same suite on PostgreSQL (127.0.0.1:5432, user postgres); it creates and drops its database.
-test-postgres: $(VENV)/.dev $(AUDIT)/node_modules/.installed
+test-postgres: $(VENV)/.dev $(ASSETS) $(AUDIT)/node_modules/.installed
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Load figures against hand-written reference handlers (bench/README.md); needs wrk.
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev $(ASSETS)
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Where a request's time goes: the ASGI app called in-process, layer by layer (no wrk needed).
-bench-layers: $(VENV)/.dev
+bench-layers: $(VENV)/.dev $(ASSETS)
 	$(BIN)/python -m bench.inprocess $(BENCH_ARGS)
 
 $(VENV)/bin/python:
@@ -41,16 +44,27 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.runtime: requirements.lock | $(VENV)/bin/python
+	@echo "Installing the pinned Python dependencies into .venv (the first time takes a minute or two)..."
 	$(PIP) install -r requirements.lock
 	touch $@
 
 $(AUDIT)/node_modules/.installed: $(AUDIT)/package-lock.json
-	cd $(AUDIT) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(AUDIT) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(VENV)/.dev: requirements-dev.lock requirements.lock | $(VENV)/bin/python
+	@echo "Installing the pinned Python dependencies and test tools into .venv (the first time takes a minute or two)..."
 	$(PIP) install -r requirements-dev.lock
 	touch $@ $(VENV)/.runtime
+
+# npm checks every package against the integrity hash in the lock file; --ignore-scripts
+# runs nothing from the packages (one of them would otherwise phone home on install).
+assets: $(ASSETS)
+$(ASSETS): app/static/package.json app/static/package-lock.json
+	@command -v npm >/dev/null || { echo "GraphiQL's and /docs' files come from npm: install Node.js 20+ with npm"; exit 1; }
+	@echo "Installing GraphiQL and Swagger UI from npm (pinned in app/static/package-lock.json)..."
+	cd app/static && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Re-resolve the pinned trees from pyproject.toml's ranges in a scratch environment.
 DEPS = $(PYTHON) -c 'import sys,tomllib; p=tomllib.load(open("pyproject.toml","rb"))["project"]; print("\n".join(p["dependencies"] if sys.argv[1]=="run" else p["optional-dependencies"]["dev"]))'
@@ -63,5 +77,6 @@ lock:
 	(echo "-r requirements.lock"; .lock-venv/bin/pip freeze | grep -vxFf requirements.lock) > requirements-dev.lock
 	rm -rf .lock-venv
 
+# Removes what make installed; the data (var/) stays: `rm -rf var` starts afresh.
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache $(AUDIT)/node_modules
+	rm -rf $(VENV) .mypy_cache .ruff_cache app/static/node_modules $(AUDIT)/node_modules

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app import pages
 from app.web import RequestLimits, SecurityHeaders
 from core import avatars
 from core.config import Settings
@@ -24,7 +25,6 @@ from rest_compat.openapi import openapi_document
 from rest_compat.translator import DOCUMENT_PATH, message_response, rest_routes
 from schema.api import create_schema
 from schema.errors import MASKED_MESSAGE
-from schema.view import GraphQLView
 
 logger = logging.getLogger("accounts")
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> ASGIApp:
     runtime = Runtime.create(settings)
     schema = create_schema(settings)
     openapi = openapi_document()
+    pages.assets()  # fail at start-up, not at the first browser, when they are not installed
 
     async def healthz(request: Request) -> Response:
         if await runtime.db.ping():
@@ -72,7 +73,7 @@ def create_app(settings: Settings) -> ASGIApp:
         runtime.passwords.close()
         await runtime.db.dispose()
 
-    view = GraphQLView(runtime, schema, operations=DOCUMENT_PATH.read_text())
+    view = pages.GraphiQLView(runtime, schema, operations=DOCUMENT_PATH.read_text())
     graphql = Route("/graphql", view.respond, methods=["GET", "POST"])
     # Starlette adds HEAD wherever GET is allowed; a GraphQL request is its answer, and
     # Strawberry refuses HEAD, so the 405s' Allow header names exactly GET and POST.
@@ -84,6 +85,9 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/avatars/{key}", avatar, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        # Pages for browsers (GraphiQL is the /graphql view's own page) and their files.
+        Route("/docs", pages.docs, methods=["GET"]),
+        Route("/assets/{path:path}", pages.asset, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

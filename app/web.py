@@ -19,7 +19,8 @@ NO_CONTENT_POLICY = b"default-src 'none'; frame-ancestors 'none'; sandbox"
 # Responses that are data, never a page: nothing in them may run or load anything.
 CONTENT_POLICY_TYPES = (b"application/json", b"application/graphql-response+json", b"image/")
 ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
-ALWAYS_SET = frozenset(name for name, _ in ALWAYS) | {b"content-security-policy"}
+ALWAYS_SET = frozenset(name for name, _ in ALWAYS)
+CSP = b"content-security-policy"
 
 
 class SecurityHeaders:
@@ -43,7 +44,9 @@ class SecurityHeaders:
                 present = {name.lower() for name, _ in headers}
                 content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
                 if content_type.startswith(CONTENT_POLICY_TYPES):
-                    headers.append((b"content-security-policy", NO_CONTENT_POLICY))
+                    # Data is never a document: whatever the handler said, nothing runs.
+                    headers = [(name, value) for name, value in headers if name.lower() != CSP]
+                    headers.append((CSP, NO_CONTENT_POLICY))
                 elif b"x-frame-options" not in present:
                     headers.append((b"x-frame-options", b"DENY"))
                 if b"cache-control" not in present:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core import persisted
@@ -39,11 +39,31 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Cookies for frontends on another site: `none` lets a listed frontend on another site
+    # use the session from fetch(..., {credentials: "include"}); it is only safe (and only
+    # accepted by browsers) on HTTPS, and only useful with origins listed in CORS_ORIGINS.
+    cookie_samesite: Literal["lax", "strict", "none"] = "lax"
     # Persisted GraphQL documents (schema/persisted.py): a manifest of pre-registered
     # documents, `{"<sha256 hex>": "<document>"}`, checked at start-up; and whether only
     # pre-registered documents may run (an allow-list; clients then cannot register any).
     graphql_persisted_documents: str = ""
     graphql_persisted_only: bool = False
+
+    @field_validator("cookie_samesite", mode="before")
+    @classmethod
+    def _lower_samesite(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_samesite_none(self) -> Settings:
+        if self.cookie_samesite == "none":
+            if not self.cookie_secure:
+                raise ValueError("COOKIE_SAMESITE=none needs COOKIE_SECURE=true (HTTPS)")
+            if not self.cors_origins:
+                raise ValueError(
+                    "COOKIE_SAMESITE=none needs CORS_ORIGINS to list the frontends' origins"
+                )
+        return self
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -104,8 +124,11 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
+        # A rule across settings (a model validator) has no location; its message names them.
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            if error["loc"]
+            else error["msg"]
             for error in exc.errors()
         )
         raise SettingsError(f"invalid setting {problems}") from None

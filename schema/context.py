@@ -72,14 +72,29 @@ def apply_cookie(response: Response, context: Context, settings: Settings) -> No
 
 
 def session_cookie(effect: NewSession | bool, settings: Settings) -> str:
-    # Written out rather than through SimpleCookie so the attributes read exactly as
-    # the contract spells them (`SameSite=Lax`, `session_id=""` when clearing).
     if isinstance(effect, NewSession):
-        value, max_age = effect.token, effect.max_age
-    else:
-        value, max_age = '""', 0
-    secure = "; Secure" if settings.cookie_secure else ""
-    return f"{COOKIE_NAME}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}"
+        return cookie_header(COOKIE_NAME, effect.token, max_age=effect.max_age, settings=settings)
+    return cookie_header(COOKIE_NAME, '""', max_age=0, settings=settings)
+
+
+SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
+
+def cookie_header(name: str, value: str, *, max_age: int, settings: Settings) -> str:
+    """A Set-Cookie value with the attributes every cookie of this service carries.
+
+    Written out rather than through SimpleCookie so the attributes read exactly as the
+    contract spells them (`SameSite=Lax`, `session_id=""` when clearing). With
+    `SameSite=None`, `Partitioned` keeps the cookie usable (per top-level site) in browsers
+    that block third-party cookies.
+    """
+    attributes = [f"{name}={value}", f"Max-Age={max_age}", "Path=/", "HttpOnly"]
+    attributes.append(f"SameSite={SAMESITE[settings.cookie_samesite]}")
+    if settings.cookie_secure:
+        attributes.append("Secure")
+    if settings.cookie_samesite == "none":
+        attributes.append("Partitioned")
+    return "; ".join(attributes)
 
 
 def client_address(request: Request, trusted: tuple[IPNetwork, ...]) -> str:

@@ -155,6 +155,15 @@ def fresh_database_url(tmp_path: Path, postgres_url: str | None) -> Iterator[str
 
 
 @pytest.fixture(scope="module")
+def module_database_url(
+    tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None
+) -> Iterator[str]:
+    """A database of its own for a module's servers (PostgreSQL: created here, dropped after)."""
+    with _fresh_database(tmp_path_factory.mktemp("module"), postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def module_server(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None
 ) -> Iterator[Server]:
