@@ -19,7 +19,7 @@ from schema.http import RequestError, loads_json, media_type
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-requested-with")
 # One upload is all a document can use (updateAvatar, at most once per document).
 MAX_FILES = 1
-MAX_FIELDS = 8
+MAX_FORM_FIELDS = 8
 PARAMETERS = ("query", "operationName", "variables", "extensions")
 
 
@@ -81,7 +81,7 @@ def _from_json(body: bytes) -> GraphQLRequest:
 
 async def _from_multipart(request: Request) -> tuple[GraphQLRequest, FormData]:
     try:
-        form = await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
+        form = await request.form(max_files=MAX_FILES, max_fields=MAX_FORM_FIELDS)
     except MultiPartException as exc:
         raise RequestError(400, f"The multipart body could not be read: {exc.message}") from None
     try:
