@@ -25,8 +25,8 @@ from core.errors import InvalidInput
 
 FIELD = "avatar"
 SIZE = (512, 512)
-# Width times height, after a JPEG's reduced-size decode: larger than any camera's output that
-# the decoder cannot shrink while decoding.
+# Width times height, after a JPEG's reduced-size decode (a camera's 200 megapixels are
+# decoded at an eighth a side); other formats cannot be shrunk while decoding.
 MAX_PIXELS = 16_000_000
 # How far decoding may raise the process's memory, all decodes together.
 MEMORY_BUDGET = 256 * 2**20
@@ -41,10 +41,12 @@ OUTPUT_FORMAT = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WEBP", "G
 # What Image.open is allowed to try; its JPEG reader turns into the MPO reader by itself.
 OPENERS = ["PNG", "JPEG", "WEBP", "GIF"]
 CONTENT_TYPE = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-# Peak memory per pixel of a whole decode (measured: `PIL` 13, each format at its worst
-# mode, plus a tenth). WebP's decoder holds the canvas several times over (its own, a copy
-# for the next frame, the bytes it hands to Pillow, Pillow's image); the others hold the
-# decoded image, one converted copy and the premultiplied copy that resampling makes.
+# Peak memory per pixel of a whole decode, as measured with Pillow 13 at each format's worst
+# mode (peak RSS of a process decoding 12 to 16 megapixels), plus about a tenth: WebP 16.9
+# (lossless with alpha: libwebp's canvas, its copy for the next frame, the bytes it hands
+# to Pillow, Pillow's image), the others 8.7 (the decoded image, one converted copy, and
+# the premultiplied copy that resampling with alpha makes). So a WebP above about 14
+# megapixels can never fit the budget, and is refused.
 BYTES_PER_PIXEL = {"WEBP": 18.5, "PNG": 9.5, "GIF": 9.5, "JPEG": 9.5, "MPO": 9.5}
 # Opening a file reads its header, metadata and (WebP) a copy of the whole file.
 OPENING_BYTES = 4 * 2**20

@@ -9,8 +9,8 @@ import anyio
 import pytest
 
 from core.errors import InvalidInput
-from core.images import ImageWork, MemoryBudget, estimate, opening_cost
-from tests.images import encode, webp_bomb
+from core.images import ImageWork, MemoryBudget, estimate, normalise, opening_cost
+from tests.images import encode, jpeg_with_size, webp_bomb
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -123,3 +123,16 @@ def test_an_image_that_alone_exceeds_the_budget_is_refused() -> None:
     with pytest.raises(InvalidInput, match="too much memory"):
         anyio.run(work.normalise, data)
     assert work.budget.free == work.budget.total
+
+
+def test_libjpeg_gives_up_past_its_memory_cap() -> None:
+    # Progressive: libjpeg keeps every coefficient of all 144 megapixels (432 MB), though
+    # it decodes at an eighth a side. The estimate refuses this one from its header; here
+    # the decode is asked for directly, to show that libjpeg itself stops at the cap
+    # (without it, this decodes, and the process grows by 430 MB).
+    data = jpeg_with_size(12_000, 12_000, progressive=True)
+    ImageWork()
+    with pytest.raises(InvalidInput):
+        normalise(data)
+    with pytest.raises(InvalidInput, match="too much memory"):
+        estimate(data)
