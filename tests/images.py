@@ -85,7 +85,7 @@ def jpeg_with_size(width: int, height: int, **save: object) -> bytes:
     raise AssertionError("no frame header")
 
 
-def png_text_bomb(megabytes: int = 65) -> bytes:
+def png_text_bomb(megabytes: int = 2) -> bytes:
     """A small PNG with compressed text chunks that expand to `megabytes` MiB."""
     png = encode("PNG", (8, 8))
     text = b"".join(

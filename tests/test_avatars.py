@@ -101,14 +101,16 @@ def test_decompression_bomb_is_refused(face: Face) -> None:
         png_text_bomb,
         lambda: jpeg_with_size(12_000, 12_000, progressive=True),
         lambda: encode("PNG", (24_961, 641)),
+        lambda: webp_bomb((4000, 4000)),
     ],
     ids=[
         "truncated-20-byte-png",
         "corrupt-webp",
         "7000x7000-webp",
-        "png-text-65-mib",
+        "png-text-2-mib",
         "progressive-jpeg-144-mp",
         "16000001-pixels",
+        "webp-past-the-memory-budget",
     ],
 )
 def test_hostile_files_are_refused(face: Face, make: Callable[[], bytes]) -> None:
