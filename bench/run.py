@@ -334,11 +334,20 @@ def main() -> None:
             rows.append(Row("peak RSS of the service", f"{peak:.0f} MB", "< 150 MB", peak < 150))
         rows.append(startup(directory))
     rows.append(common_password_check())
+    # Last, on a service of its own: its attacks must not colour the figures above.
+    from bench import hostile
+
+    with tempfile.TemporaryDirectory(prefix="accounts-hostile-") as tmp:
+        rows += hostile.scenario(Path(tmp), args.seconds)
 
     print(
         f"\n{args.rounds} rounds of {args.seconds:g} s each, wrk -t1 -c{args.connections}, "
         f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}\n"
     )
+    print_rows(rows)
+
+
+def print_rows(rows: list[Row]) -> None:
     width = max(len(row.label) for row in rows)
     figure_width = max(len(row.figure) for row in rows)
     for row in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -37,14 +38,62 @@ def jpeg_with_gps_and_orientation(size: tuple[int, int] = (80, 40)) -> bytes:
 def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
     """A valid PNG header declaring a huge canvas, with a tiny compressed body."""
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     row = b"\x00" + b"\x00" * width
     body = zlib.compress(row * 16, 9)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    chunks = _chunk(b"IHDR", header) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+@functools.cache
+def webp_bomb(size: tuple[int, int] = (7000, 7000)) -> bytes:
+    """A lossless WebP of one colour: a few dozen bytes that decode to `size` pixels."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 20, 30)).save(buffer, "WEBP", lossless=True, method=0)
+    return buffer.getvalue()
+
+
+def truncated_png() -> bytes:
+    """The first 20 bytes of a PNG: the signature and the start of its header chunk."""
+    return encode("PNG")[:20]
+
+
+def corrupt_webp() -> bytes:
+    """A lossy WebP cut off half-way: its header promises more than the file holds."""
+    buffer = io.BytesIO()
+    Image.linear_gradient("L").convert("RGB").save(buffer, "WEBP", quality=80)
+    return buffer.getvalue()[: len(buffer.getvalue()) // 2]
+
+
+def mpo(size: tuple[int, int] = (640, 480)) -> bytes:
+    """A multi-picture JPEG as stereo cameras write it: two pictures, one file."""
+    left = Image.new("RGB", size, (200, 30, 30))
+    right = Image.new("RGB", size, (30, 30, 200))
+    buffer = io.BytesIO()
+    left.save(buffer, "MPO", save_all=True, append_images=[right])
+    return buffer.getvalue()
+
+
+def jpeg_with_size(width: int, height: int, **save: object) -> bytes:
+    """A small JPEG whose frame header (SOF) declares another size."""
+    data = bytearray(encode("JPEG", (64, 48), **save))
+    for marker in (b"\xff\xc0", b"\xff\xc2"):
+        at = data.find(marker)
+        if at >= 0:
+            struct.pack_into(">HH", data, at + 5, height, width)
+            return bytes(data)
+    raise AssertionError("no frame header")
+
+
+def png_text_bomb(megabytes: int = 2) -> bytes:
+    """A small PNG with compressed text chunks that expand to `megabytes` MiB."""
+    png = encode("PNG", (8, 8))
+    text = b"".join(
+        _chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b" " * (2**20 - 64), 9))
+        for _ in range(megabytes)
     )
+    return png[:33] + text + png[33:]
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
