@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +15,8 @@ from core.errors import NotAuthenticated, PayloadTooLarge
 from core.models import Avatar
 from core.runtime import Runtime
 from core.sessions import Principal
+
+KEY_PATTERN = re.compile("[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,10 @@ async def replace(rt: Runtime, principal: Principal, data: bytes) -> Profile:
 
 
 async def fetch(rt: Runtime, key: str) -> StoredImage | None:
+    # Keys are SHA-256 hex digests; anything else (NUL bytes, lone surrogates, which a
+    # database refuses to compare) names no image and is not worth a query.
+    if not KEY_PATTERN.fullmatch(key):
+        return None
     async with rt.db.read() as db:
         row = (
             await db.exec(select(Avatar.content_type, Avatar.data).where(Avatar.key == key))

@@ -147,3 +147,12 @@ def test_rest_upload_without_the_avatar_field_is_400(client: TestClient) -> None
     assert response.status_code == 400
     response = client.put("/avatar", json={"avatar": "data"})
     assert response.status_code == 415
+
+
+@pytest.mark.parametrize(
+    "key", ["%00abc", "abc%00", "%ED%A0%80", "%F0%9F%98%80", "a" * 64, "A" * 64, "x" * 5000]
+)
+def test_avatar_paths_that_name_no_image_are_404(client: TestClient, key: str) -> None:
+    response = client.get(f"/avatars/{key}")
+    assert response.status_code == 404
+    assert response.json() == {"message": "No such avatar"}
