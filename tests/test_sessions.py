@@ -184,3 +184,16 @@ def test_expired_sessions_are_purged_when_new_ones_start(
     client.cookies.clear()
     client.post("/login", json={"login": "alice", "password": PASSWORD})
     assert len(_session_rows(make_settings())) == 1
+
+
+def test_head_never_logs_out(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    response = client.head("/logout")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+    assert "set-cookie" not in response.headers
+    assert client.get("/profile").status_code == 200
+    # Where GET only reads, HEAD answers as GET would, without a body.
+    head = client.head("/profile")
+    assert head.status_code == 200
+    assert head.content == b""
