@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from core import throttle
 from core.accounts import Profile, get_profile
 from core.db import now
 from core.errors import NotAuthenticated, PayloadTooLarge
@@ -34,6 +35,7 @@ async def replace(rt: Runtime, principal: Principal, data: bytes) -> Profile:
     """Make `data` the user's avatar; the image it replaces is deleted."""
     if len(data) > rt.settings.avatar_max_bytes:
         raise PayloadTooLarge(f"The image is larger than {rt.settings.avatar_max_bytes} bytes")
+    await throttle.take(rt.db, rt.limits.avatar_uploads.key(f"user:{principal.user_id}"))
     content_type, encoded = await rt.images.normalise(data)
     key = hashlib.sha256(f"{principal.user_id}:".encode() + encoded).hexdigest()
     values = {

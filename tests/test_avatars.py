@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from tests.faces import FACES, Face
 from tests.images import encode, jpeg_with_gps_and_orientation, png_bomb
-from tests.types import MakeClient
+from tests.types import MakeClient, MakeFace
 
 PASSWORD = "correct horse battery"
 
@@ -147,6 +147,20 @@ def test_rest_upload_without_the_avatar_field_is_400(client: TestClient) -> None
     assert response.status_code == 400
     response = client.put("/avatar", json={"avatar": "data"})
     assert response.status_code == 415
+
+
+def test_uploads_are_limited_per_account(make_face: MakeFace) -> None:
+    face = signed_up(make_face(avatar_uploads_per_hour=3))
+    assert face.upload_avatar(encode("PNG")).status == 200
+    assert face.upload_avatar(b"not an image").status == 400  # decoding was tried: counted
+    assert face.upload_avatar(encode("GIF")).status == 200
+    refused = face.upload_avatar(encode("PNG"))
+    assert refused.status == 429
+    assert refused.retry_after is not None and 0 < refused.retry_after <= 3600
+    # The limit is the account's, not the browser's.
+    face.client.cookies.clear()
+    assert face.signup("bob", PASSWORD, "bob@example.com").status == 200
+    assert face.upload_avatar(encode("PNG")).status == 200
 
 
 @pytest.mark.parametrize(
