@@ -143,3 +143,14 @@ def test_logout_keeps_the_device(face: Face) -> None:
     _lock(face, "alice")
     _set_device(face, device)
     assert face.login("alice", PASSWORD).status == 200
+
+
+def test_a_password_change_gets_no_device_exemption(face: Face) -> None:
+    # The old-password check guards against whoever holds the browser, cookies and all.
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    session, device = face.client.cookies["session_id"], face.client.cookies["device_id"]
+    _lock(face, "alice")
+    face.client.cookies.set("session_id", session, domain="testserver.local")
+    face.client.cookies.set("device_id", device, domain="testserver.local")
+    assert face.profile().status == 200
+    assert face.change_password(PASSWORD, "a brand new passphrase").status == 429

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
+from core import security
 from core.config import Settings
 from core.db import Database
 from schema.context import client_address
@@ -153,16 +155,28 @@ def test_simultaneous_signups_from_one_address_get_exactly_its_limit(
     assert statuses(settings, signups) == Counter({200: 5, 429: 25})
 
 
-def test_signups_from_one_address_are_limited_and_others_are_not(make_face: MakeFace) -> None:
+def test_signups_from_one_address_are_limited_and_others_are_not(
+    make_face: MakeFace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     face = make_face(signups_per_ip=3, signup_window_seconds=600, trusted_proxies="127.0.0.1/32")
     for i in range(3):
         assert face.signup(f"user{i}", PASSWORD, f"user{i}@example.com").status == 200
+    hashed: list[str] = []
+    real_hash = security._hash
+
+    def counted(password: str, rounds: int) -> str:
+        hashed.append(password)
+        return real_hash(password, rounds)
+
+    monkeypatch.setattr(security, "_hash", counted)
     refused = face.signup("user3", PASSWORD, "user3@example.com")
     assert refused.status == 429
     assert refused.retry_after is not None and 0 < refused.retry_after <= 600
+    assert hashed == []
     # Refused before hashing or storing anything: the name is still free.
     face.client.headers["x-forwarded-for"] = "203.0.113.1"
     assert face.signup("user3", PASSWORD, "user3@example.com").status == 200
+    assert hashed == [PASSWORD]
 
 
 def test_invalid_signups_cost_nothing_of_the_limit(make_face: MakeFace) -> None:
