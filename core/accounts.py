@@ -55,7 +55,7 @@ async def signup(
     email = rules.email(email)
     rules.password(password, login=login, email=email)
     await throttle.take(rt.db, rt.limits.signups.for_client(client))
-    hashed = await rt.passwords.hash(password, client=throttle.network(client))
+    hashed = await rt.passwords.hash(password, client=client)
     try:
         async with rt.db.write() as db:
             user = User(
@@ -101,7 +101,7 @@ async def authenticate(
     assert user.id is not None
     rehashed = None
     if rt.passwords.needs_rehash(user.password_hash):
-        rehashed = await rt.passwords.hash(password, client=throttle.network(client))
+        rehashed = await rt.passwords.hash(password, client=client)
     try:
         async with rt.db.write() as db:
             await _forgive(db, attempt)
@@ -172,25 +172,20 @@ async def change_password(
     new_password: str,
     client: str,
 ) -> NewSession:
-    """Replace the password after checking the old one.
+    """Replace the password after checking the old one (see `recheck_password`).
 
-    The check counts against the account as a failed login would, with no device cookie
-    exemption: it guards against whoever holds the browser. Every session of the user
-    ends, and the caller gets a new one in place of its own.
+    Every session of the user ends, and the caller gets a new one in place of its own.
     """
     async with rt.db.read() as db:
         user = await db.get(User, principal.user_id)
     if user is None:
         raise NotAuthenticated("You must be logged in")
     rules.password(new_password, login=user.login, email=user.email, field="new password")
-    account = _account(rt, principal.user_id)
-    attempt = await _count_attempt(rt, account=account, client=client, device=None)
-    if not await _password_matches(rt, user, old_password, client=client):
+    if not await recheck_password(rt, user, old_password, client=client):
         raise Forbidden("The old password is wrong")
-    hashed = await rt.passwords.hash(new_password, client=throttle.network(client))
+    hashed = await rt.passwords.hash(new_password, client=client)
     try:
         async with rt.db.write() as db:
-            await _forgive(db, attempt)
             await db.exec(
                 update(User).where(col(User.id) == principal.user_id).values(password_hash=hashed)
             )
@@ -201,6 +196,27 @@ async def change_password(
     except IntegrityError:
         # The account was deleted while the old password was being checked.
         raise NotAuthenticated("You must be logged in") from None
+
+
+async def recheck_password(rt: Runtime, user: User, password: str, *, client: str) -> bool:
+    """Whether `password` is a logged-in user's password (an old password, a confirmation).
+
+    Counted against the account's failed-login limit as a login is, with no device cookie
+    exemption: the check guards against whoever holds the browser, cookies and all. A
+    right password clears the count; past the limit, TooManyRequests.
+    """
+    assert user.id is not None
+    attempt = await _count_attempt(rt, account=_account(rt, user.id), client=client, device=None)
+    if not await _password_matches(rt, user, password, client=client):
+        return False
+    async with rt.db.write() as db:
+        await _forgive(db, attempt)
+    return True
+
+
+async def clear_failed_logins(db: AsyncSession, rt: Runtime, user_id: int) -> None:
+    """Forget the account's failed logins (a password reset does)."""
+    await throttle.clear(db, _account(rt, user_id))
 
 
 async def delete_account(rt: Runtime, principal: Principal) -> None:
@@ -259,11 +275,10 @@ async def _count_attempt(
 
 
 async def _password_matches(rt: Runtime, user: User | None, password: str, *, client: str) -> bool:
-    network = throttle.network(client)
     if user is None:
-        await rt.passwords.verify_dummy(password, client=network)
+        await rt.passwords.verify_dummy(password, client=client)
         return False
-    return await rt.passwords.verify(password, user.password_hash, client=network)
+    return await rt.passwords.verify(password, user.password_hash, client=client)
 
 
 async def _forgive(db: AsyncSession, attempt: _Attempt) -> None:

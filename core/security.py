@@ -1,4 +1,4 @@
-"""Password hashing and session tokens. Nothing here touches the database."""
+"""Password hashing, session tokens and client identity. Nothing here touches the database."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import itertools
 import os
 import secrets
@@ -85,7 +86,7 @@ class PasswordHasher:
     """bcrypt on its own worker threads, one per core, shared fairly between clients.
 
     bcrypt releases the GIL, so hashing on threads keeps the event loop free. Jobs wait in
-    a queue per client (the caller names it: an address's network, core.throttle.network),
+    a queue per client (its address's `network`),
     and a thread that comes free takes the next job of the client it served least recently.
     A burst from one client therefore queues behind itself: another client's job waits for
     one thread to finish the hash it is on, however long the burst. A client may have
@@ -150,7 +151,8 @@ class PasswordHasher:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, work: Callable[[], T], client: str) -> T:
+    async def _run(self, work: Callable[[], T], address: str) -> T:
+        client = network(address)
         queued = self._waiting.setdefault(client, deque())
         must_wait = self._busy >= self._workers
         if len(queued) + self._running.get(client, 0) >= self._per_client or (
@@ -228,6 +230,19 @@ def _call_soon(
     # Runs on the hashing thread; the bookkeeping belongs to the event loop's thread.
     with contextlib.suppress(RuntimeError):  # the loop closed while the hash ran
         loop.call_soon_threadsafe(callback, job, running)
+
+
+def network(address: str) -> str:
+    """What one client controls: an IPv4 address, or an IPv6 address's /64 network."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
 
 
 def _lower_priority() -> None:

@@ -4,8 +4,9 @@ Every limit of the service is a `Limit` (a name, a maximum, a window) in `Limits
 from the settings, and every count goes through this module:
 
 - `take(database, *keys)` counts one event against each key in its own transaction, or
-  refuses with `TooManyRequests` (and counts nothing) when any key is at its maximum.
-  A new limit is a field of `Limits` and its caller is one line, for example:
+  refuses with `TooManyRequests` (and counts nothing) when any key is at its maximum;
+  `take_in(db, *keys)` does it inside the caller's write transaction. A new limit is a
+  field of `Limits` and its caller is one line, for example:
 
       await throttle.take(rt.db, rt.limits.password_resets.for_client(client))
       await throttle.take(rt.db, rt.limits.avatar_uploads.key(f"user:{user_id}"))
@@ -23,14 +24,13 @@ is already locked by its writer (`Database.write()` begins IMMEDIATE).
 
 Nothing counted is stored in the clear: a key is the HMAC-SHA-256 of its limit's name and
 value under a fixed key, so the table cannot be searched for a known login, email or
-address without this code. Client addresses count per network (`network`): an IPv6 client
-controls a whole /64, so it counts as one.
+address without this code. Client addresses count per network (`Limit.for_client`, with
+core.security.network): an IPv6 client controls a whole /64, so it counts as one.
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,6 +42,7 @@ from core.config import Settings
 from core.db import Database, now
 from core.errors import TooManyRequests
 from core.models import ThrottleEvent
+from core.security import network
 
 # Separates these digests from every other use of HMAC-SHA-256 here; not a secret.
 _KEY = b"accounts-api/throttle-key/v1"
@@ -184,9 +185,14 @@ class Counter:
 async def take(database: Database, *keys: Key) -> Taken:
     """Count one event against each of `keys`, or refuse (counting nothing) if any is full."""
     async with database.write() as db:
-        counter = await Counter.lock(db, keys)
-        await counter.check(*keys)
-        return await counter.record(*keys)
+        return await take_in(db, *keys)
+
+
+async def take_in(db: AsyncSession, *keys: Key) -> Taken:
+    """`take`, inside a write transaction the caller has begun (with `Database.write()`)."""
+    counter = await Counter.lock(db, keys)
+    await counter.check(*keys)
+    return await counter.record(*keys)
 
 
 async def clear(db: AsyncSession, key: Key) -> None:
@@ -196,16 +202,3 @@ async def clear(db: AsyncSession, key: Key) -> None:
 async def give_back(db: AsyncSession, taken: Taken) -> None:
     if taken.ids:
         await db.exec(delete(ThrottleEvent).where(col(ThrottleEvent.id).in_(taken.ids)))
-
-
-def network(address: str) -> str:
-    """What one client controls: an IPv4 address, or an IPv6 address's /64 network."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return str(ip)

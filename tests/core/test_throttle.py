@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.throttle import HOUR, Limit, network
+from core.security import network
+from core.throttle import HOUR, Limit
 
 
 @pytest.mark.parametrize(
