@@ -261,17 +261,16 @@ async def _count_attempt(
     that limit: strangers' failures that lock the account do not lock out its owner's
     browser (OWASP's device cookies). Every attempt also counts against its client address.
     """
-    limits = rt.limits
-    by_client = limits.login_client.for_client(client)
-    by_device = limits.login_device.key(device) if device else None
+    by_client = rt.limits.login_client.for_client(client)
+    by_device = rt.limits.login_device.key(device) if device else None
+    candidates = [account, by_client] if by_device is None else [account, by_client, by_device]
     async with rt.db.write() as db:
-        counter = await throttle.Counter.lock(db, [account, by_client, *filter(None, [by_device])])
+        counter = await throttle.Counter.lock(db, candidates)
+        first = account
         if by_device is not None and await counter.retry_after(by_device) is None:
-            keys = (by_device, by_client)
-        else:
-            keys = (account, by_client)
-        await counter.check(*keys)
-        return _Attempt(account, await counter.record(*keys))
+            first = by_device  # a browser the account knows, under its own limit
+        await counter.check(first, by_client)
+        return _Attempt(account, await counter.record(first, by_client))
 
 
 async def _password_matches(rt: Runtime, user: User | None, password: str, *, client: str) -> bool:
