@@ -8,8 +8,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import rules, sessions, throttle
+from core import devices, rules, sessions, throttle
 from core.db import now
+from core.devices import NewDevice
 from core.errors import Conflict, Forbidden, NotAuthenticated
 from core.models import Avatar, User
 from core.runtime import Runtime
@@ -27,14 +28,34 @@ class Profile:
     avatar_key: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A successful signup or login: the profile, and the two cookies to set."""
+
+    profile: Profile
+    session: NewSession
+    device: NewDevice
+
+
 async def signup(
-    rt: Runtime, *, login: str, password: str, email: str
-) -> tuple[Profile, NewSession]:
-    """Create an account and its first session."""
+    rt: Runtime,
+    *,
+    login: str,
+    password: str,
+    email: str,
+    client: str,
+    replacing: str | None = None,
+) -> SignedIn:
+    """Create an account and its first session.
+
+    Sign-ups are limited per client address before the password is hashed. `replacing` is
+    the session token the request carried: that session ends as the new one starts.
+    """
     login = rules.login(login)
     email = rules.email(email)
     rules.password(password, login=login, email=email)
-    hashed = await rt.passwords.hash(password)
+    await throttle.take(rt.db, rt.limits.signups.for_client(client))
+    hashed = await rt.passwords.hash(password, client=client)
     try:
         async with rt.db.write() as db:
             user = User(
@@ -48,50 +69,50 @@ async def signup(
             db.add(user)
             await db.flush()
             assert user.id is not None
-            session = await sessions.start(db, user_id=user.id, ttl=rt.settings.session_ttl_seconds)
-            profile = await _profile(db, user.id)
+            return await _sign_in(db, rt, user.id, replacing=replacing, device=None)
     except IntegrityError as exc:
         raise _conflict(exc) from None
-    return profile, session
 
 
 async def authenticate(
-    rt: Runtime, *, login: str, password: str, client: str
-) -> tuple[Profile, NewSession]:
+    rt: Runtime,
+    *,
+    login: str,
+    password: str,
+    client: str,
+    device: str | None = None,
+    replacing: str | None = None,
+) -> SignedIn:
     """Check a login (or email) and password and start a new session.
 
-    An unknown login costs the same work and gets the same answer as a wrong password.
+    `client` is the request's address, `device` its device cookie and `replacing` its
+    session cookie (that session ends as the new one starts). Every attempt is counted
+    before the password is checked (see _count_attempt). An unknown login is counted, costs
+    the same work and gets the same answer as a wrong password.
     """
-    key = rules.lookup_key(login)
-    user = None
-    if key is not None:
-        column = User.email_key if "@" in key else User.login_key
-        async with rt.db.read() as db:
-            user = (await db.exec(select(User).where(column == key))).first()
-    account = f"user:{user.id}" if user else f"name:{key or '?'}"
-    await _count_attempt(rt, account=account, client=client)
-    if user is None:
-        await rt.passwords.verify_dummy(password)
-        raise NotAuthenticated(WRONG_CREDENTIALS)
-    if not await rt.passwords.verify(password, user.password_hash):
+    user = await _find_user(rt, login)
+    user_id = user.id if user else None
+    known_device = await devices.recognise(rt.db, device, user_id)
+    account = _account(rt, user_id, typed=login)
+    attempt = await _count_attempt(rt, account=account, client=client, device=known_device)
+    # An unknown name is checked too (against a dummy hash), so it answers as slowly.
+    if not await _password_matches(rt, user, password, client=client) or user is None:
         raise NotAuthenticated(WRONG_CREDENTIALS)
     assert user.id is not None
     rehashed = None
     if rt.passwords.needs_rehash(user.password_hash):
-        rehashed = await rt.passwords.hash(password)
+        rehashed = await rt.passwords.hash(password, client=client)
     try:
         async with rt.db.write() as db:
-            await throttle.clear(db, account=account)
+            await _forgive(db, attempt)
             if rehashed:
                 await db.exec(
                     update(User).where(col(User.id) == user.id).values(password_hash=rehashed)
                 )
-            session = await sessions.start(db, user_id=user.id, ttl=rt.settings.session_ttl_seconds)
-            profile = await _profile(db, user.id)
+            return await _sign_in(db, rt, user.id, replacing=replacing, device=known_device)
     except IntegrityError:
         # The account was deleted between the password check and now.
         raise NotAuthenticated(WRONG_CREDENTIALS) from None
-    return profile, session
 
 
 async def logout(rt: Runtime, principal: Principal) -> None:
@@ -144,9 +165,14 @@ async def update_profile(
 
 
 async def change_password(
-    rt: Runtime, principal: Principal, *, old_password: str, new_password: str, client: str
+    rt: Runtime,
+    principal: Principal,
+    *,
+    old_password: str,
+    new_password: str,
+    client: str,
 ) -> NewSession:
-    """Replace the password after checking the old one.
+    """Replace the password after checking the old one (see `recheck_password`).
 
     Every session of the user ends, and the caller gets a new one in place of its own.
     """
@@ -155,14 +181,11 @@ async def change_password(
     if user is None:
         raise NotAuthenticated("You must be logged in")
     rules.password(new_password, login=user.login, email=user.email, field="new password")
-    account = f"user:{principal.user_id}"
-    await _count_attempt(rt, account=account, client=client)
-    if not await rt.passwords.verify(old_password, user.password_hash):
+    if not await recheck_password(rt, user, old_password, client=client):
         raise Forbidden("The old password is wrong")
-    hashed = await rt.passwords.hash(new_password)
+    hashed = await rt.passwords.hash(new_password, client=client)
     try:
         async with rt.db.write() as db:
-            await throttle.clear(db, account=account)
             await db.exec(
                 update(User).where(col(User.id) == principal.user_id).values(password_hash=hashed)
             )
@@ -175,20 +198,103 @@ async def change_password(
         raise NotAuthenticated("You must be logged in") from None
 
 
+async def recheck_password(rt: Runtime, user: User, password: str, *, client: str) -> bool:
+    """Whether `password` is a logged-in user's password (an old password, a confirmation).
+
+    Counted against the account's failed-login limit as a login is, with no device cookie
+    exemption: the check guards against whoever holds the browser, cookies and all. A
+    right password clears the count; past the limit, TooManyRequests.
+    """
+    assert user.id is not None
+    attempt = await _count_attempt(rt, account=_account(rt, user.id), client=client, device=None)
+    if not await _password_matches(rt, user, password, client=client):
+        return False
+    async with rt.db.write() as db:
+        await _forgive(db, attempt)
+    return True
+
+
+async def clear_failed_logins(db: AsyncSession, rt: Runtime, user_id: int) -> None:
+    """Forget the account's failed logins (a password reset does)."""
+    await throttle.clear(db, _account(rt, user_id))
+
+
 async def delete_account(rt: Runtime, principal: Principal) -> None:
     """Remove the user; their sessions and avatar go with them (ON DELETE CASCADE)."""
     async with rt.db.write() as db:
         await db.exec(delete(User).where(col(User.id) == principal.user_id))
 
 
-async def _count_attempt(rt: Runtime, *, account: str, client: str) -> None:
-    # The attempt is counted as a failure before the password is checked, and the count
-    # cleared on success: parallel guesses are then bounded by the limit too.
-    at = now()
+async def _find_user(rt: Runtime, login: str) -> User | None:
+    key = rules.lookup_key(login)
+    if key is None:
+        return None
+    column = User.email_key if "@" in key else User.login_key
+    async with rt.db.read() as db:
+        return (await db.exec(select(User).where(column == key))).first()
+
+
+def _account(rt: Runtime, user_id: int | None, *, typed: str = "") -> throttle.Key:
+    """The failed-login count an attempt goes to: the account's, whichever of its login or
+    email was typed; for a name that is no account, that name's own (so a locked account
+    and an unknown name answer alike)."""
+    name = f"user:{user_id}" if user_id is not None else f"name:{rules.lookup_key(typed) or typed}"
+    return rt.limits.login_account.key(name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """A password check, counted as a failure before it is made."""
+
+    account: throttle.Key
+    taken: throttle.Taken
+
+
+async def _count_attempt(
+    rt: Runtime, *, account: throttle.Key, client: str, device: str | None
+) -> _Attempt:
+    """Count a password check against its limits before it is made, or refuse it.
+
+    It counts as a failure until a success gives it back, so parallel guesses are bounded
+    by the limits too. A device that has logged in to the account before (`device`, its
+    token's hash) counts against its own limit instead of the account's while it is under
+    that limit: strangers' failures that lock the account do not lock out its owner's
+    browser (OWASP's device cookies). Every attempt also counts against its client address.
+    """
+    by_client = rt.limits.login_client.for_client(client)
+    by_device = rt.limits.login_device.key(device) if device else None
+    candidates = [account, by_client] if by_device is None else [account, by_client, by_device]
     async with rt.db.write() as db:
-        await throttle.check(db, rt.limits, account=account, client=client, at=at)
-        await throttle.record_failure(db, account=account, client=client, at=at)
-        await throttle.purge(db, rt.limits, at=at)
+        counter = await throttle.Counter.lock(db, candidates)
+        first = account
+        if by_device is not None and await counter.retry_after(by_device) is None:
+            first = by_device  # a browser the account knows, under its own limit
+        await counter.check(first, by_client)
+        return _Attempt(account, await counter.record(first, by_client))
+
+
+async def _password_matches(rt: Runtime, user: User | None, password: str, *, client: str) -> bool:
+    if user is None:
+        await rt.passwords.verify_dummy(password, client=client)
+        return False
+    return await rt.passwords.verify(password, user.password_hash, client=client)
+
+
+async def _forgive(db: AsyncSession, attempt: _Attempt) -> None:
+    """A right password: the account's count is cleared, and this attempt's given back."""
+    await throttle.clear(db, attempt.account)
+    await throttle.give_back(db, attempt.taken)
+
+
+async def _sign_in(
+    db: AsyncSession, rt: Runtime, user_id: int, *, replacing: str | None, device: str | None
+) -> SignedIn:
+    if replacing:
+        # Whatever session the browser held ends here, not in 30 days.
+        await sessions.end_token(db, replacing)
+    session = await sessions.start(db, user_id=user_id, ttl=rt.settings.session_ttl_seconds)
+    new_device = await devices.bind(db, user_id=user_id, replacing=device)
+    return SignedIn(await _profile(db, user_id), session, new_device)
 
 
 async def _profile(db: AsyncSession, user_id: int) -> Profile:

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     login_failures_per_account: int = Field(default=10, ge=1)
     login_failures_per_ip: int = Field(default=100, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
+    # Hostile input (issue 11): every path that hashes a password or decodes an image is
+    # limited (core/throttle.py), and a browser that logged in before gets past an account
+    # lock through its device cookie unless the device itself failed this many times.
+    signups_per_ip: int = Field(default=20, ge=1)
+    signup_window_seconds: int = Field(default=3600, ge=1)
+    password_resets_per_ip: int = Field(default=20, ge=1)
+    login_failures_per_device: int = Field(default=10, ge=1)
+    avatar_uploads_per_hour: int = Field(default=20, ge=1)
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     workers: int = Field(default=1, ge=1, le=64)
     # One log line per request costs about a tenth of the throughput; a load balancer in

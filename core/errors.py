@@ -53,10 +53,15 @@ class PayloadTooLarge(ServiceError):
 
 
 class TooManyRequests(ServiceError):
-    """Throttled; the client may retry after `retry_after` seconds."""
+    """Throttled; the client may retry after `retry_after` seconds.
+
+    `limit` names the limit that refused (a `core.throttle.Limit`'s name, or the password
+    hasher's queue); empty for a database that is busy.
+    """
 
     code = "TOO_MANY_REQUESTS"
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, *, limit: str = "") -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+        self.limit = limit

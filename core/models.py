@@ -45,17 +45,30 @@ class Avatar(SQLModel, table=True):
     created_at: float
 
 
-class LoginFailure(SQLModel, table=True):
-    __tablename__ = "login_failures"
-    __table_args__ = (
-        Index("ix_login_failures_account_at", "account", "at"),
-        Index("ix_login_failures_client_at", "client", "at"),
-    )
+class ThrottleEvent(SQLModel, table=True):
+    """One counted event of a rate limit (core/throttle.py)."""
+
+    __tablename__ = "throttle_events"
+    __table_args__ = (Index("ix_throttle_events_key_at", "key", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    account: str = Field(max_length=300)
-    client: str = Field(max_length=64)
-    at: float = Field(index=True)
+    # HMAC-SHA-256 of the limit's name and the counted value (a login, an address…):
+    # never the value itself.
+    key: str = Field(max_length=64)
+    at: float
+    expires_at: float = Field(index=True)
+
+
+class Device(SQLModel, table=True):
+    """A browser that has logged in to an account (the `device_id` cookie)."""
+
+    __tablename__ = "devices"
+
+    # SHA-256 of the cookie's token, as for sessions.
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    created_at: float
+    expires_at: float = Field(index=True)
 
 
 class PersistedDocument(SQLModel, table=True):

@@ -50,6 +50,9 @@ def email(value: str, field: str = "email") -> str:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidInput(field, f"not a valid email address ({exc})") from None
+    # Its case-insensitive key fits the same column: email-validator limits the address to
+    # 254 bytes of UTF-8, and folding never makes more characters than that ("İ", the one
+    # character whose lower case is longer, is two bytes and folds to two characters).
     return checked.normalized
 
 
@@ -66,20 +69,34 @@ def password(value: str, *, login: str, email: str, field: str = "password") -> 
     return value
 
 
+# Zero-width (non-)joiners are part of how some scripts are written (Persian, Indic
+# scripts, emoji sequences); every other format character (bidi overrides, zero-width
+# spaces, ...) only disguises what a name looks like.
+_JOINERS = frozenset("\u200c\u200d")
+
+
 def name(value: str, field: str) -> str:
     value = value.strip()
     if len(value) > NAME_MAX:
         raise InvalidInput(field, f"at most {NAME_MAX} characters")
     if _has_control(value):
         raise InvalidInput(field, "must not contain control characters")
+    if any(unicodedata.category(char) == "Cf" and char not in _JOINERS for char in value):
+        raise InvalidInput(field, "must not contain invisible formatting characters")
     return value
 
 
 def lookup_key(value: str) -> str | None:
-    """The key a login form's input is looked up by; None when it can name no account."""
+    """The key a login form's input is looked up by; None when it can name no account.
+
+    Checked after folding, which can lengthen the text past any column it could match.
+    """
     if len(value) > EMAIL_MAX or _has_control(value):
         return None
-    return key(value)
+    folded = key(value)
+    if len(folded) > (EMAIL_MAX if "@" in folded else LOGIN_MAX):
+        return None
+    return folded
 
 
 def _has_control(value: str) -> bool:

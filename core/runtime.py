@@ -26,9 +26,5 @@ class Runtime:
             db=Database(settings),
             passwords=PasswordHasher(settings.bcrypt_rounds),
             images=ImageWork(),
-            limits=Limits(
-                per_account=settings.login_failures_per_account,
-                per_client=settings.login_failures_per_ip,
-                window=settings.login_failure_window_seconds,
-            ),
+            limits=Limits.from_settings(settings),
         )

@@ -1,4 +1,4 @@
-"""Password hashing and session tokens. Nothing here touches the database."""
+"""Password hashing, session tokens and client identity. Nothing here touches the database."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import ipaddress
+import itertools
 import os
 import secrets
 import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import bcrypt
 
@@ -70,36 +74,69 @@ def _verify(password: str, stored: str) -> bool:
 HASHING_NICENESS = 10
 
 
-class PasswordHasher:
-    """bcrypt on its own worker threads, one per core, with a bounded queue.
+@dataclass(eq=False)
+class _Job:
+    work: Callable[[], object]
+    client: str
+    future: asyncio.Future[object]
+    order: int
 
-    bcrypt releases the GIL, so hashing on threads keeps the event loop free; the queue
-    bound turns a flood of logins into quick 429s instead of unbounded latency. A hash
-    counts against the bound until its thread has finished it, even if the request that
-    asked for it is gone.
+
+class PasswordHasher:
+    """bcrypt on its own worker threads, one per core, shared fairly between clients.
+
+    bcrypt releases the GIL, so hashing on threads keeps the event loop free. Jobs wait in
+    a queue per client (its address's `network`),
+    and a thread that comes free takes the next job of the client it served least recently.
+    A burst from one client therefore queues behind itself: another client's job waits for
+    one thread to finish the hash it is on, however long the burst. A client may have
+    `per_client` jobs queued or running and gets quick 429s beyond that; `max_waiting`
+    bounds the jobs queued by all clients together.
     """
 
-    def __init__(self, rounds: int, *, max_waiting: int | None = None) -> None:
+    def __init__(
+        self,
+        rounds: int,
+        *,
+        workers: int | None = None,
+        per_client: int | None = None,
+        max_waiting: int = 1024,
+    ) -> None:
         self.rounds = rounds
-        cores = os.cpu_count() or 1
+        self._workers = workers or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(
-            max_workers=cores, thread_name_prefix="password-hash", initializer=_lower_priority
+            max_workers=self._workers,
+            thread_name_prefix="password-hash",
+            initializer=_lower_priority,
         )
-        self._max_in_flight = cores + (max_waiting if max_waiting is not None else 32 * cores)
-        self._in_flight = 0
+        self._per_client = per_client if per_client is not None else 32 * self._workers
+        self._max_waiting = max_waiting
+        self._waiting: dict[str, deque[_Job]] = {}
+        self._running: dict[str, int] = {}
+        # When each client with work queued or running last had a job started.
+        self._served: dict[str, int] = {}
+        self._dispatches = itertools.count()
+        self._busy = 0
+        self._queued = 0
+        self._order = itertools.count()
         self._dummy_hash: str | None = None
 
-    async def hash(self, password: str) -> str:
-        return await self._run(partial(_hash, password, self.rounds))
+    @property
+    def queue_depth(self) -> int:
+        """Jobs waiting for a thread."""
+        return self._queued
 
-    async def verify(self, password: str, hashed: str) -> bool:
-        return await self._run(partial(_verify, password, hashed))
+    async def hash(self, password: str, *, client: str) -> str:
+        return await self._run(partial(_hash, password, self.rounds), client)
 
-    async def verify_dummy(self, password: str) -> None:
+    async def verify(self, password: str, hashed: str, *, client: str) -> bool:
+        return await self._run(partial(_verify, password, hashed), client)
+
+    async def verify_dummy(self, password: str, *, client: str) -> None:
         """Spend the time of a real check, so an unknown login looks like a wrong password."""
         if self._dummy_hash is None:
-            self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
-        await self.verify(password, self._dummy_hash)
+            self._dummy_hash = await self.hash(secrets.token_urlsafe(16), client=client)
+        await self.verify(password, self._dummy_hash, client=client)
 
     def needs_rehash(self, stored: str) -> bool:
         """Whether a hash that just verified was made another way than this one makes them."""
@@ -114,17 +151,98 @@ class PasswordHasher:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, work: Callable[[], T]) -> T:
-        if self._in_flight >= self._max_in_flight:
-            raise TooManyRequests("Too many password checks in progress", retry_after=1)
-        loop = asyncio.get_running_loop()
-        self._in_flight += 1
-        job = self._pool.submit(work)
-        job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
-        return await asyncio.wrap_future(job)
+    async def _run(self, work: Callable[[], T], address: str) -> T:
+        client = network(address)
+        queued = self._waiting.setdefault(client, deque())
+        must_wait = self._busy >= self._workers
+        if len(queued) + self._running.get(client, 0) >= self._per_client or (
+            must_wait and self._queued >= self._max_waiting
+        ):
+            if not queued:
+                del self._waiting[client]
+            raise TooManyRequests(
+                "Too many password checks in progress", retry_after=1, limit="password_hash_queue"
+            )
+        job = _Job(work, client, asyncio.get_running_loop().create_future(), next(self._order))
+        queued.append(job)
+        self._queued += 1
+        self._dispatch()
+        try:
+            return cast(T, await job.future)
+        except asyncio.CancelledError:
+            self._withdraw(job)
+            raise
 
-    def _release(self) -> None:
-        self._in_flight -= 1
+    def _dispatch(self) -> None:
+        while self._busy < self._workers and self._waiting:
+            # The client served least recently goes next (one never served before all
+            # others, in the order they came): round robin, with a newcomer's job next.
+            client = min(
+                self._waiting, key=lambda c: (self._served.get(c, -1), self._waiting[c][0].order)
+            )
+            queued = self._waiting[client]
+            job = queued.popleft()
+            if not queued:
+                del self._waiting[client]
+            self._queued -= 1
+            self._busy += 1
+            self._running[client] = self._running.get(client, 0) + 1
+            self._served[client] = next(self._dispatches)
+            loop = job.future.get_loop()
+            running = self._pool.submit(job.work)
+            running.add_done_callback(partial(_call_soon, loop, self._finish, job))
+
+    def _finish(self, job: _Job, running: Future[object]) -> None:
+        self._busy -= 1
+        self._running[job.client] -= 1
+        if not self._running[job.client]:
+            del self._running[job.client]
+            if job.client not in self._waiting:
+                del self._served[job.client]
+        if job.future.done():  # its caller is gone
+            pass
+        elif running.cancelled():  # the hasher was closed before a thread took it
+            job.future.cancel()
+        elif (error := running.exception()) is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(running.result())
+        self._dispatch()
+
+    def _withdraw(self, job: _Job) -> None:
+        """Forget a job whose caller is gone, unless a thread already has it."""
+        queued = self._waiting.get(job.client)
+        if queued is not None and job in queued:
+            queued.remove(job)
+            self._queued -= 1
+            if not queued:
+                del self._waiting[job.client]
+                if job.client not in self._running:
+                    self._served.pop(job.client, None)
+
+
+def _call_soon(
+    loop: asyncio.AbstractEventLoop,
+    callback: Callable[[_Job, Future[object]], None],
+    job: _Job,
+    running: Future[object],
+) -> None:
+    # Runs on the hashing thread; the bookkeeping belongs to the event loop's thread.
+    with contextlib.suppress(RuntimeError):  # the loop closed while the hash ran
+        loop.call_soon_threadsafe(callback, job, running)
+
+
+def network(address: str) -> str:
+    """What one client controls: an IPv4 address, or an IPv6 address's /64 network."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
 
 
 def _lower_priority() -> None:

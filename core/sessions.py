@@ -75,5 +75,10 @@ async def end(db: AsyncSession, principal: Principal) -> None:
     await db.exec(delete(Session).where(col(Session.token_hash) == principal.token_hash))
 
 
+async def end_token(db: AsyncSession, token: str) -> None:
+    """End the session a cookie names, if there is one."""
+    await db.exec(delete(Session).where(col(Session.token_hash) == token_digest(token)))
+
+
 async def end_all(db: AsyncSession, user_id: int) -> None:
     await db.exec(delete(Session).where(col(Session.user_id) == user_id))

@@ -11,6 +11,7 @@ from graphql import (
     ExecutionResult,
     FragmentDefinitionNode,
     OperationDefinitionNode,
+    OperationType,
     parse,
     validate,
 )
@@ -23,7 +24,7 @@ from core.runtime import Runtime
 from rest_compat.routes import ENDPOINTS, Endpoint
 from schema.api import Schema
 from schema.context import Context, apply_cookie
-from schema.errors import MASKED_MESSAGE, error_extensions, log_unexpected
+from schema.errors import MASKED_MESSAGE, error_extensions
 from schema.execution import run
 from schema.http import loads_json, media_type
 
@@ -71,19 +72,39 @@ def rest_routes(runtime: Runtime, schema: Schema) -> list[Route]:
     """One route per path, so a wrong method's `405` lists every method the path has."""
     operations = load_operations(schema)
     by_path: dict[str, dict[str, Handler]] = {}
+    changes_state: set[str] = set()
     for endpoint in ENDPOINTS:
-        handler = _handler(runtime, schema, operations[endpoint.operation], endpoint)
+        document = operations[endpoint.operation]
+        handler = _handler(runtime, schema, document, endpoint)
         for method in endpoint.methods:
             by_path.setdefault(endpoint.path, {})[method] = handler
-    return [
-        Route(path, _by_method(handlers), methods=list(handlers))
-        for path, handlers in by_path.items()
-    ]
+        if "GET" in endpoint.methods and _is_mutation(document):
+            changes_state.add(endpoint.path)
+    routes = []
+    for path, handlers in by_path.items():
+        route = Route(path, _by_method(handlers), methods=list(handlers))
+        if path in changes_state:
+            # Starlette answers HEAD wherever GET is allowed, by running the GET handler.
+            # HEAD must never change state, and a HEAD that answered like GET without doing
+            # what GET does (end the session) would misreport it: such paths refuse HEAD
+            # with a 405 whose Allow header names what they do take.
+            assert route.methods is not None
+            route.methods.discard("HEAD")
+        routes.append(route)
+    return routes
+
+
+def _is_mutation(document: DocumentNode) -> bool:
+    return any(
+        isinstance(definition, OperationDefinitionNode)
+        and definition.operation == OperationType.MUTATION
+        for definition in document.definitions
+    )
 
 
 def _by_method(handlers: dict[str, Handler]) -> Handler:
     async def dispatch(request: Request) -> Response:
-        # Starlette answers HEAD wherever GET is allowed; it runs the GET handler.
+        # HEAD reaches here only on paths whose GET is a query (see rest_routes).
         return await handlers["GET" if request.method == "HEAD" else request.method](request)
 
     return dispatch
@@ -167,8 +188,8 @@ async def _upload(request: Request, form_field: str) -> UploadFile:
 
 
 def _response(endpoint: Endpoint, result: ExecutionResult) -> Response:
+    # Unexpected errors were logged once already, where they were executed (Schema.process_errors).
     if result.errors:
-        log_unexpected(result.errors)
         error = result.errors[0]
         extensions = error_extensions(error)
         if extensions is None:

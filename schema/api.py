@@ -36,22 +36,29 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Create an account; starts a session")
     async def signup(self, info: Info, input: SignupInput) -> Profile:
-        profile, session = await accounts.signup(
-            info.context.runtime, login=input.login, password=input.password, email=input.email
+        signed_in = await accounts.signup(
+            info.context.runtime,
+            login=input.login,
+            password=input.password,
+            email=input.email,
+            client=info.context.client,
+            replacing=info.context.token,
         )
-        info.context.start_session(session)
-        return _profile(info, profile)
+        info.context.sign_in(signed_in)
+        return _profile(info, signed_in.profile)
 
     @strawberry.mutation(description="Log in with the login or email; starts a new session")
     async def login(self, info: Info, input: LoginInput) -> Profile:
-        profile, session = await accounts.authenticate(
+        signed_in = await accounts.authenticate(
             info.context.runtime,
             login=input.login,
             password=input.password,
             client=info.context.client,
+            device=info.context.device,
+            replacing=info.context.token,
         )
-        info.context.start_session(session)
-        return _profile(info, profile)
+        info.context.sign_in(signed_in)
+        return _profile(info, signed_in.profile)
 
     @strawberry.mutation(description="End the current session")
     async def logout(self, info: Info) -> bool:

@@ -9,12 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import sessions
+from core.accounts import SignedIn
 from core.config import IPNetwork, Settings
+from core.devices import NewDevice
 from core.errors import NotAuthenticated
 from core.runtime import Runtime
 from core.sessions import NewSession, Principal
 
 COOKIE_NAME = "session_id"
+DEVICE_COOKIE_NAME = "device_id"
 
 
 @dataclass
@@ -25,8 +28,12 @@ class Context:
     request: Request
     client: str
     token: str | None
+    # The `device_id` cookie: a browser that logged in before (core/devices.py).
+    device: str | None = None
     # None: leave the cookie alone; a NewSession: set it; False: clear it.
     cookie: NewSession | bool | None = None
+    # A device token to set (after a login or signup).
+    device_cookie: NewDevice | None = None
     _principal: Principal | None = field(default=None, repr=False)
     _resolved: bool = field(default=False, repr=False)
 
@@ -37,6 +44,7 @@ class Context:
             request=request,
             client=client_address(request, runtime.settings.trusted_proxies),
             token=request.cookies.get(COOKIE_NAME),
+            device=request.cookies.get(DEVICE_COOKIE_NAME),
         )
 
     async def principal(self) -> Principal | None:
@@ -50,6 +58,12 @@ class Context:
         if principal is None:
             raise NotAuthenticated("You must be logged in")
         return principal
+
+    def sign_in(self, signed_in: SignedIn) -> None:
+        """After a login or signup: the new session's cookie and the device's."""
+        self.start_session(signed_in.session)
+        self.device_cookie = signed_in.device
+        self.device = signed_in.device.token
 
     def start_session(self, session: NewSession) -> None:
         self.cookie = session
@@ -65,10 +79,17 @@ class Context:
 
 
 def apply_cookie(response: Response, context: Context, settings: Settings) -> None:
-    """Turn the context's cookie effect into a Set-Cookie header."""
-    if context.cookie is None:
-        return
-    response.headers.append("set-cookie", session_cookie(context.cookie, settings))
+    """Turn the context's cookie effects into Set-Cookie headers."""
+    if context.cookie is not None:
+        response.headers.append("set-cookie", session_cookie(context.cookie, settings))
+    if context.device_cookie is not None:
+        device = context.device_cookie
+        response.headers.append(
+            "set-cookie",
+            cookie_header(
+                DEVICE_COOKIE_NAME, device.token, max_age=device.max_age, settings=settings
+            ),
+        )
 
 
 def session_cookie(effect: NewSession | bool, settings: Settings) -> str:

@@ -20,7 +20,7 @@ from app.server import create_app
 from core.config import Settings
 from tests.faces import FACES, Face
 from tests.servers import Server
-from tests.types import MakeClient, MakeSettings, StartServer
+from tests.types import MakeClient, MakeFace, MakeSettings, StartServer
 
 POSTGRES_ADMIN = os.environ.get(
     "TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -101,7 +101,9 @@ def make_client(make_settings: MakeSettings) -> Iterator[MakeClient]:
     clients: list[TestClient] = []
 
     def make(**overrides: object) -> TestClient:
-        client = TestClient(create_app(make_settings(**overrides)))
+        # From a loopback address, as a real peer would be (not Starlette's "testclient"),
+        # so that tests can trust it as a proxy and send X-Forwarded-For.
+        client = TestClient(create_app(make_settings(**overrides)), client=("127.0.0.1", 50000))
         client.__enter__()
         clients.append(client)
         return client
@@ -120,6 +122,16 @@ def client(make_client: MakeClient) -> TestClient:
 def face(request: pytest.FixtureRequest, client: TestClient) -> Face:
     """Each scenario that takes `face` runs once against REST and once against GraphQL."""
     return FACES[request.param](client)
+
+
+@pytest.fixture(params=sorted(FACES))
+def make_face(request: pytest.FixtureRequest, make_client: MakeClient) -> MakeFace:
+    """`face`, for a scenario that needs some settings changed."""
+
+    def make(**overrides: object) -> Face:
+        return FACES[request.param](make_client(**overrides))
+
+    return make
 
 
 @pytest.fixture
@@ -169,10 +181,20 @@ def module_server(
 ) -> Iterator[Server]:
     """One real server on its own database, shared by a module's tests (the fuzzers).
 
-    Its login throttle is out of reach: fuzzers fail thousands of logins by design.
+    Its limits are out of reach: fuzzers fail thousands of logins, sign up and upload
+    avatars over and over, all from one address, by design.
     """
     directory = tmp_path_factory.mktemp("server")
-    unlimited = {"LOGIN_FAILURES_PER_ACCOUNT": "1000000", "LOGIN_FAILURES_PER_IP": "1000000"}
+    unlimited = {
+        name: "1000000"
+        for name in (
+            "LOGIN_FAILURES_PER_ACCOUNT",
+            "LOGIN_FAILURES_PER_IP",
+            "LOGIN_FAILURES_PER_DEVICE",
+            "SIGNUPS_PER_IP",
+            "AVATAR_UPLOADS_PER_HOUR",
+        )
+    }
     with _fresh_database(directory, postgres_url) as url:
         server = Server(url, directory, **unlimited)
         try:

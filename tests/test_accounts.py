@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from core import security
 from tests.faces import Face
 
 PASSWORD = "correct horse battery"
@@ -182,3 +185,33 @@ def test_fields_with_unstorable_characters_are_bad_input(face: Face) -> None:
     assert face.update_profile(lastname="a\x00b").status == 400
     assert face.update_profile(email="a\x00@example.com").status == 400
     assert face.signup("bob", PASSWORD, "b\ud800@example.com").status == 400
+
+
+def test_input_that_case_folding_lengthens_is_never_a_500(face: Face) -> None:
+    # "İ".lower() is two characters: 254 of them fold past every column they could match.
+    signup_alice(face)
+    for login in ("İ" * 254, "İ" * 31, "İ" * 200 + "@example.com"):
+        assert face.login(login, PASSWORD).status == 403, login[:3]
+    # The longest such address that email-validator accepts still fits once folded.
+    longest = "İ" * 124 + "@b.co"
+    assert face.update_profile(email="İ" + longest).status == 400
+    assert face.update_profile(email=longest).status == 200
+    assert face.login(longest.lower(), PASSWORD).status == 200
+
+
+def test_unknown_login_costs_a_password_check_like_a_wrong_password(
+    face: Face, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signup_alice(face)
+    checks: list[str] = []
+    real_check = security._verify
+
+    def counted(password: str, stored: str) -> bool:
+        checks.append(password)
+        return real_check(password, stored)
+
+    monkeypatch.setattr(security, "_verify", counted)
+    assert face.login("alice", "wrong password 1").status == 403
+    assert face.login("nobody", "wrong password 2").status == 403
+    assert face.login("nobody@example.com", "wrong password 3").status == 403
+    assert checks == ["wrong password 1", "wrong password 2", "wrong password 3"]

@@ -25,7 +25,7 @@ from tests.images import (
     truncated_png,
     webp_bomb,
 )
-from tests.types import MakeClient, StartServer
+from tests.types import MakeClient, MakeFace, StartServer
 
 PASSWORD = "correct horse battery"
 
@@ -261,3 +261,26 @@ def test_parallel_image_bombs_stay_within_the_memory_budget(start_server: StartS
     assert after < 32, f"+{after:.0f} MiB kept after the uploads"
     # The bombs are refused; the heavy ones waited for each other rather than fail.
     assert statuses == [400] * 3 + [200] * 3
+
+
+def test_uploads_are_limited_per_account(make_face: MakeFace) -> None:
+    face = signed_up(make_face(avatar_uploads_per_hour=3))
+    assert face.upload_avatar(encode("PNG")).status == 200
+    assert face.upload_avatar(b"not an image").status == 400  # decoding was tried: counted
+    assert face.upload_avatar(encode("GIF")).status == 200
+    refused = face.upload_avatar(encode("PNG"))
+    assert refused.status == 429
+    assert refused.retry_after is not None and 0 < refused.retry_after <= 3600
+    # The limit is the account's, not the browser's.
+    face.client.cookies.clear()
+    assert face.signup("bob", PASSWORD, "bob@example.com").status == 200
+    assert face.upload_avatar(encode("PNG")).status == 200
+
+
+@pytest.mark.parametrize(
+    "key", ["%00abc", "abc%00", "%ED%A0%80", "%F0%9F%98%80", "a" * 64, "A" * 64, "x" * 5000]
+)
+def test_avatar_paths_that_name_no_image_are_404(client: TestClient, key: str) -> None:
+    response = client.get(f"/avatars/{key}")
+    assert response.status_code == 404
+    assert response.json() == {"message": "No such avatar"}

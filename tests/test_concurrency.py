@@ -2,55 +2,44 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
 
-import httpx
 import pytest
 from sqlalchemy.engine import make_url
-from starlette.applications import Starlette
 
-from app.server import create_app
 from core.config import Settings
+from tests.asgi import Call, statuses
 from tests.types import MakeClient, MakeSettings
 
 PASSWORD = "correct horse battery"
 
 
-async def _serve(
-    settings: Settings, requests: int, make_body: Callable[[int], dict[str, str]]
-) -> Counter[int]:
-    app = create_app(settings)
-    # Run the lifespan (migrations) by hand: httpx's ASGI transport does not.
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        lifespan_app = app
-        while not isinstance(lifespan_app, Starlette):  # through the outer middleware
-            lifespan_app = lifespan_app.app  # type: ignore[attr-defined]
-        async with lifespan_app.router.lifespan_context(lifespan_app):
-            responses = await asyncio.gather(
-                *(c.post("/signup", json=make_body(i)) for i in range(requests))
-            )
-    return Counter(response.status_code for response in responses)
+def _signups(settings: Settings, body: Callable[[int], dict[str, str]], n: int) -> Counter[int]:
+    # Each from its own address: one address's sign-ups are limited (SIGNUPS_PER_IP).
+    calls = [
+        Call("POST", "/signup", body(i), {"x-forwarded-for": f"198.51.100.{i}"}) for i in range(n)
+    ]
+    return statuses(settings, calls)
 
 
 def test_simultaneous_signups_of_one_login_make_one_account(make_settings: MakeSettings) -> None:
-    settings: Settings = make_settings()
+    settings: Settings = make_settings(trusted_proxies="127.0.0.1/32")
 
     def body(i: int) -> dict[str, str]:
         return {"login": "alice", "password": PASSWORD, "email": f"alice{i}@example.com"}
 
-    assert asyncio.run(_serve(settings, 24, body)) == Counter({200: 1, 409: 23})
+    assert _signups(settings, body, 24) == Counter({200: 1, 409: 23})
 
 
 def test_simultaneous_signups_of_many_logins_all_succeed(make_settings: MakeSettings) -> None:
-    settings: Settings = make_settings()
+    settings: Settings = make_settings(trusted_proxies="127.0.0.1/32")
 
     def body(i: int) -> dict[str, str]:
         return {"login": f"user{i}", "password": PASSWORD, "email": f"user{i}@example.com"}
 
-    assert asyncio.run(_serve(settings, 40, body)) == Counter({200: 40})
+    assert _signups(settings, body, 40) == Counter({200: 40})
 
 
 def test_sqlite_lock_held_past_the_busy_timeout_is_429_not_500(

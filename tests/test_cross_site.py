@@ -33,7 +33,8 @@ def test_hashing_queue_is_bounded() -> None:
     async def flood() -> list[object]:
         hasher = PasswordHasher(10, max_waiting=0)
         return await asyncio.gather(
-            *(hasher.hash("a long enough password") for _ in range(20)), return_exceptions=True
+            *(hasher.hash("a long enough password", client="192.0.2.1") for _ in range(20)),
+            return_exceptions=True,
         )
 
     results = asyncio.run(flood())
@@ -49,7 +50,7 @@ def test_hashing_threads_yield_the_cpu_to_the_event_loop() -> None:
         hasher = PasswordHasher(4)
         try:
             # getpriority(PRIO_PROCESS, 0) reads the calling thread's own niceness on Linux.
-            inside = await hasher._run(lambda: os.getpriority(os.PRIO_PROCESS, 0))
+            inside = await hasher._run(lambda: os.getpriority(os.PRIO_PROCESS, 0), "192.0.2.1")
         finally:
             hasher.close()
         return inside, os.getpriority(os.PRIO_PROCESS, 0)

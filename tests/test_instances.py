@@ -102,8 +102,13 @@ def test_avatar_uploaded_through_one_is_served_by_the_other(pair: tuple[Server, 
 
 
 def test_simultaneous_signups_spread_over_both_make_one_account(
-    pair: tuple[Server, Server],
+    start_server: StartServer,
 ) -> None:
+    # All from one address, so its sign-up limit is raised out of the way.
+    pair = [start_server(SIGNUPS_PER_IP="100") for _ in range(2)]
+    for server in pair:
+        server.wait_ready()
+
     def attempt(i: int) -> int:
         server = pair[i % 2]
         body = {"login": "alice", "password": PASSWORD, "email": f"alice{i}@example.com"}
@@ -158,3 +163,27 @@ def test_workers_setting_runs_that_many_server_processes(start_server: StartServ
     # Whichever worker takes each connection, the session is known to it.
     assert all(_profile(server, cookie).status_code == 200 for _ in range(10))
     assert server.stop() in (0, -signal.SIGTERM)
+
+
+def test_simultaneous_wrong_logins_over_two_instances_get_exactly_the_limits(
+    start_server: StartServer,
+) -> None:
+    limits = {"LOGIN_FAILURES_PER_IP": "5", "TRUSTED_PROXIES": "127.0.0.1/32"}
+    pair = [start_server(**limits) for _ in range(2)]
+    for server in pair:
+        server.wait_ready()
+    _signup(pair[0])
+
+    def attempt(i: int, login: str, address: str) -> int:
+        body = {"login": login, "password": "not the password"}
+        headers = {"x-forwarded-for": address}
+        return httpx.post(
+            f"{pair[i % 2].url}/login", json=body, headers=headers, timeout=60
+        ).status_code
+
+    # One address, many names: its limit of 5. One account, many addresses: its 10.
+    with ThreadPoolExecutor(40) as pool:
+        by_address = Counter(pool.map(lambda i: attempt(i, f"user{i}", "192.0.2.1"), range(30)))
+        by_account = Counter(pool.map(lambda i: attempt(i, "alice", f"198.51.100.{i}"), range(40)))
+    assert by_address == Counter({403: 5, 429: 25})
+    assert by_account == Counter({403: 10, 429: 30})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -171,3 +172,20 @@ def test_a_bug_escaping_a_route_is_a_masked_500_and_logged(
         assert "secret" not in response.text
     client.close()
     assert sum("unexpected error" in record.message for record in caplog.records) == 2
+
+
+def test_an_unexpected_error_in_an_operation_is_logged_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("core.accounts.signup", broken)
+    body = {"login": "alice", "password": "correct horse battery", "email": "a@b.co"}
+    with caplog.at_level(logging.ERROR):
+        response = client.post("/signup", json=body)
+    assert response.status_code == 500
+    assert response.json() == {"message": "Internal server error"}
+    logged = [record for record in caplog.records if "unexpected error" in record.message]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None

@@ -34,7 +34,7 @@ def _session_rows(settings: Settings) -> list[tuple[str, int]]:
 
 def test_session_cookie_has_contract_attributes(client: TestClient) -> None:
     response = client.post("/signup", json=SIGNUP)
-    cookie = response.headers["set-cookie"]
+    cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith("session_id="))
     token = client.cookies["session_id"]
     assert cookie == (f"session_id={token}; Max-Age=2592000; Path=/; HttpOnly; SameSite=Lax")
     assert len(token) >= 43  # 32 random bytes, base64url
@@ -184,3 +184,41 @@ def test_expired_sessions_are_purged_when_new_ones_start(
     client.cookies.clear()
     client.post("/login", json={"login": "alice", "password": PASSWORD})
     assert len(_session_rows(make_settings())) == 1
+
+
+def test_login_while_logged_in_ends_the_old_session(face: Face) -> None:
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    old = face.client.cookies["session_id"]
+    assert face.login("alice", PASSWORD).status == 200
+    new = face.client.cookies["session_id"]
+    assert new != old
+    assert _replay(face.client, old) == 403
+    assert _replay(face.client, new) == 200
+
+
+def test_signup_while_logged_in_ends_the_old_session(face: Face) -> None:
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    alices = face.client.cookies["session_id"]
+    assert face.signup("bob", PASSWORD, "bob@example.com").status == 200
+    assert _replay(face.client, alices) == 403
+    face.client.cookies.clear()
+    assert face.login("alice", PASSWORD).status == 200  # her account is untouched
+
+
+def test_failed_login_leaves_the_session_alone(face: Face) -> None:
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    assert face.login("alice", "wrong password!").status == 403
+    assert face.profile().status == 200
+
+
+def test_head_never_logs_out(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    response = client.head("/logout")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+    assert "set-cookie" not in response.headers
+    assert client.get("/profile").status_code == 200
+    # Where GET only reads, HEAD answers as GET would, without a body.
+    head = client.head("/profile")
+    assert head.status_code == 200
+    assert head.content == b""

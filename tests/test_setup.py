@@ -184,3 +184,25 @@ def test_new_sqlite_database_opened_while_another_connection_writes(tmp_path: Pa
     finally:
         release.join()
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+HOSTILE_INPUT_SETTINGS = {
+    "SIGNUPS_PER_IP": 20,
+    "SIGNUP_WINDOW_SECONDS": 3600,
+    "PASSWORD_RESETS_PER_IP": 20,
+    "LOGIN_FAILURES_PER_DEVICE": 10,
+    "AVATAR_UPLOADS_PER_HOUR": 20,
+}
+
+
+@pytest.mark.parametrize(("name", "default"), HOSTILE_INPUT_SETTINGS.items())
+def test_limit_settings_have_contract_names_and_defaults(
+    monkeypatch: pytest.MonkeyPatch, name: str, default: int
+) -> None:
+    assert getattr(Settings(), name.lower()) == default
+    monkeypatch.setenv(name, "7")
+    assert getattr(load_settings(), name.lower()) == 7
+    for invalid in ("0", "many"):
+        monkeypatch.setenv(name, invalid)
+        with pytest.raises(SettingsError, match=name):
+            load_settings()

@@ -7,6 +7,7 @@ from typing import Protocol
 from starlette.testclient import TestClient
 
 from core.config import Settings
+from tests.faces import Face
 from tests.servers import Server
 
 
@@ -26,3 +27,10 @@ class StartServer(Protocol):
     """A real `python -m app` process, on this test's database unless another is named."""
 
     def __call__(self, database: str | None = None, **settings: str) -> Server: ...
+
+
+class MakeFace(Protocol):
+    """One face (REST or GraphQL, per the test's parameter) of an app with some settings
+    changed."""
+
+    def __call__(self, **overrides: object) -> Face: ...

@@ -82,3 +82,26 @@ def test_lookup_key_folds_case_and_names_no_account_for_impossible_input() -> No
     assert rules.lookup_key("Alice@Example.com") == "alice@example.com"
     assert rules.lookup_key("x" * 255) is None
     assert rules.lookup_key("al\x00ice") is None
+
+
+@pytest.mark.parametrize(
+    "char", ["\u202e", "\u202d", "\u2066", "\u200b", "\u2060", "\ufeff", "\u00ad", "\u061c"]
+)
+def test_names_refuse_invisible_format_characters(char: str) -> None:
+    with pytest.raises(InvalidInput, match="formatting") as refused:
+        rules.name(f"Ada{char}Lovelace", "lastname")
+    assert refused.value.field == "lastname"
+
+
+@pytest.mark.parametrize(
+    "name", ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "क्\u200dष", "👩\u200d💻", "Zoë"]
+)
+def test_names_keep_joiners_and_ordinary_letters(name: str) -> None:
+    assert rules.name(name, "firstname") == name
+
+
+def test_lookup_key_checks_the_length_after_folding() -> None:
+    assert rules.lookup_key("İ" * 254) is None
+    assert rules.lookup_key("İ" * 17) is None  # 34 characters folded: no login is that long
+    assert rules.lookup_key("İ" * 125 + "@b.co") is None
+    assert rules.lookup_key("İ" * 16) == "i̇" * 16

@@ -8,7 +8,10 @@ from collections.abc import Iterator
 import bcrypt
 import pytest
 
+from core.errors import TooManyRequests
 from core.security import SCHEME, VERSION, PasswordHasher, new_session_token, token_digest
+
+CLIENT = "192.0.2.1"
 
 
 @pytest.fixture
@@ -19,7 +22,7 @@ def hasher() -> Iterator[PasswordHasher]:
 
 
 def test_stored_hash_says_how_it_was_made(hasher: PasswordHasher) -> None:
-    stored = asyncio.run(hasher.hash("correct horse battery"))
+    stored = asyncio.run(hasher.hash("correct horse battery", client=CLIENT))
     scheme, version, inner = stored.split("$", 2)
     assert (scheme, version) == (SCHEME, VERSION)
     assert inner.startswith("$2b$04$")
@@ -28,32 +31,34 @@ def test_stored_hash_says_how_it_was_made(hasher: PasswordHasher) -> None:
 
 
 def test_right_password_verifies_and_a_wrong_one_does_not(hasher: PasswordHasher) -> None:
-    stored = asyncio.run(hasher.hash("correct horse battery"))
-    assert asyncio.run(hasher.verify("correct horse battery", stored))
-    assert not asyncio.run(hasher.verify("correct horse batterY", stored))
+    stored = asyncio.run(hasher.hash("correct horse battery", client=CLIENT))
+    assert asyncio.run(hasher.verify("correct horse battery", stored, client=CLIENT))
+    assert not asyncio.run(hasher.verify("correct horse batterY", stored, client=CLIENT))
 
 
 def test_every_character_of_a_long_passphrase_counts(hasher: PasswordHasher) -> None:
     passphrase = "x" * 89 + "a" + "y" * 10
-    stored = asyncio.run(hasher.hash(passphrase))
+    stored = asyncio.run(hasher.hash(passphrase, client=CLIENT))
     changed = passphrase[:89] + "b" + passphrase[90:]
-    assert asyncio.run(hasher.verify(passphrase, stored))
-    assert not asyncio.run(hasher.verify(changed, stored))
+    assert asyncio.run(hasher.verify(passphrase, stored, client=CLIENT))
+    assert not asyncio.run(hasher.verify(changed, stored, client=CLIENT))
 
 
 def test_hash_from_before_the_scheme_prefix_verifies_and_asks_for_an_upgrade(
     hasher: PasswordHasher,
 ) -> None:
-    current = asyncio.run(hasher.hash("correct horse battery"))
+    current = asyncio.run(hasher.hash("correct horse battery", client=CLIENT))
     legacy = current.split("$", 2)[2]  # the bare bcrypt hash, as stored before
-    assert asyncio.run(hasher.verify("correct horse battery", legacy))
+    assert asyncio.run(hasher.verify("correct horse battery", legacy, client=CLIENT))
     assert hasher.needs_rehash(legacy)
 
 
 def test_other_rounds_ask_for_an_upgrade(hasher: PasswordHasher) -> None:
     stronger = PasswordHasher(5)
     try:
-        assert hasher.needs_rehash(asyncio.run(stronger.hash("correct horse battery")))
+        assert hasher.needs_rehash(
+            asyncio.run(stronger.hash("correct horse battery", client=CLIENT))
+        )
     finally:
         stronger.close()
 
@@ -62,14 +67,14 @@ def test_other_rounds_ask_for_an_upgrade(hasher: PasswordHasher) -> None:
     "stored", ["", "plain text", "md5$1$abc", f"{SCHEME}$1$not bcrypt", "$2b$04$short"]
 )
 def test_unknown_or_damaged_hashes_never_verify(hasher: PasswordHasher, stored: str) -> None:
-    assert not asyncio.run(hasher.verify("anything at all", stored))
+    assert not asyncio.run(hasher.verify("anything at all", stored, client=CLIENT))
     assert hasher.needs_rehash(stored)
 
 
 def test_raw_bcrypt_of_the_password_is_not_accepted(hasher: PasswordHasher) -> None:
     # Without the keyed pre-hash a stolen table of plain bcrypt hashes would verify.
     plain = bcrypt.hashpw(b"correct horse battery", bcrypt.gensalt(4)).decode()
-    assert not asyncio.run(hasher.verify("correct horse battery", plain))
+    assert not asyncio.run(hasher.verify("correct horse battery", plain, client=CLIENT))
 
 
 def test_session_tokens_are_long_random_and_stored_as_a_digest() -> None:
@@ -79,3 +84,78 @@ def test_session_tokens_are_long_random_and_stored_as_a_digest() -> None:
     token = tokens.pop()
     assert token_digest(token) == token_digest(token)
     assert token not in token_digest(token) and len(token_digest(token)) == 64
+
+
+def _finishing_order(hasher: PasswordHasher, jobs: list[str]) -> list[str]:
+    """Submit one real hash per entry of `jobs` (the client's name), in that order, all at
+    once; the clients in the order their hashes finished."""
+
+    async def run() -> list[str]:
+        finished: list[str] = []
+
+        async def one(client: str) -> None:
+            await hasher.hash("correct horse battery", client=client)
+            finished.append(client)
+
+        await asyncio.gather(*(one(client) for client in jobs))
+        return finished
+
+    return asyncio.run(run())
+
+
+def test_a_burst_from_one_client_delays_another_by_at_most_one_hash() -> None:
+    # Real bcrypt at a cost where a hash takes tens of milliseconds, one thread: the order
+    # in which jobs finish is the order the queue served them.
+    hasher = PasswordHasher(10, workers=1)
+    try:
+        order = _finishing_order(hasher, ["flood"] * 8 + ["other"])
+    finally:
+        hasher.close()
+    # The flood's first hash was already running when the other client's arrived.
+    assert order.index("other") == 1
+
+
+def test_clients_take_turns() -> None:
+    hasher = PasswordHasher(8, workers=1)
+    try:
+        order = _finishing_order(hasher, ["a"] * 4 + ["b"] * 4 + ["c"] * 2)
+    finally:
+        hasher.close()
+    assert order == ["a", "b", "c", "a", "b", "c", "a", "b", "a", "b"]
+
+
+def test_a_client_past_its_bound_is_refused_and_others_are_not() -> None:
+    async def run() -> tuple[list[str | BaseException], list[str | BaseException]]:
+        hasher = PasswordHasher(8, workers=1, per_client=3)
+        try:
+            flood = [hasher.hash("correct horse battery", client="flood") for _ in range(6)]
+            other = [hasher.hash("correct horse battery", client="other") for _ in range(2)]
+            results = await asyncio.gather(*flood, *other, return_exceptions=True)
+        finally:
+            hasher.close()
+        return results[:6], results[6:]
+
+    flood, other = asyncio.run(run())
+    assert [isinstance(result, str) for result in flood] == [True] * 3 + [False] * 3
+    assert all(isinstance(result, TooManyRequests) for result in flood[3:])
+    assert all(isinstance(result, str) for result in other)
+
+
+def test_a_caller_that_gives_up_frees_its_place() -> None:
+    async def run() -> int:
+        hasher = PasswordHasher(8, workers=1, per_client=2)
+        try:
+            running = asyncio.ensure_future(hasher.hash("correct horse battery", client="a"))
+            waiting = asyncio.ensure_future(hasher.hash("correct horse battery", client="a"))
+            await asyncio.sleep(0)
+            waiting.cancel()
+            await asyncio.sleep(0)
+            depth = hasher.queue_depth
+            # The cancelled job's place is free again: a new one is accepted.
+            assert await hasher.hash("correct horse battery", client="a")
+            await running
+        finally:
+            hasher.close()
+        return depth
+
+    assert asyncio.run(run()) == 0

@@ -26,17 +26,19 @@ T = TypeVar("T")
 def _delete_first(
     rt: Runtime, principal: Principal, step: Callable[..., Awaitable[T]]
 ) -> Callable[..., Awaitable[T]]:
-    async def deleting(*args: object) -> T:
+    async def deleting(*args: object, **kwargs: object) -> T:
         await accounts.delete_account(rt, principal)
-        return await step(*args)
+        return await step(*args, **kwargs)
 
     return deleting
 
 
 async def _signed_up(rt: Runtime) -> Principal:
     await rt.db.migrate()
-    _, session = await accounts.signup(rt, login="alice", password=PASSWORD, email="a@b.co")
-    principal = await sessions.resolve(rt.db, session.token)
+    signed_in = await accounts.signup(
+        rt, login="alice", password=PASSWORD, email="a@b.co", client="127.0.0.1"
+    )
+    principal = await sessions.resolve(rt.db, signed_in.session.token)
     assert principal is not None
     return principal
 

@@ -1,8 +1,8 @@
 """persisted documents
 
-Revision ID: 0005
-Revises: 0001
-Create Date: 2026-12-02 10:00:00.000000
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-29 10:00:00.000000
 """
 
 from alembic import op
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0005'
-down_revision = '0001'
+revision = '0003'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
