@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -16,15 +19,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.metrics import metrics_endpoint, process_exited, sample_forever
+from app.observe import Observe, RouteTemplates
 from app.web import RequestLimits, SecurityHeaders
 from core import avatars
 from core.config import Settings
 from core.runtime import Runtime
 from rest_compat.openapi import openapi_document
 from rest_compat.translator import message_response, rest_routes
-from schema.api import create_schema
+from schema.api import Schema, create_schema
 from schema.errors import MASKED_MESSAGE
 from schema.view import GraphQLView
+
+if TYPE_CHECKING:
+    from app.tracing import Tracing
 
 logger = logging.getLogger("accounts")
 
@@ -39,6 +47,7 @@ def create_app(settings: Settings) -> ASGIApp:
     runtime = Runtime.create(settings)
     schema = create_schema(settings)
     openapi = openapi_document()
+    tracing = _tracing(runtime, schema) if settings.otel_exporter_otlp_endpoint else None
 
     async def healthz(request: Request) -> Response:
         if await runtime.db.ping():
@@ -67,10 +76,17 @@ def create_app(settings: Settings) -> ASGIApp:
         # request in flight for tens of milliseconds now and then.
         gc.collect()
         gc.freeze()
+        sampler = asyncio.create_task(sample_forever(runtime))
         yield
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        process_exited()
         gc.unfreeze()
         runtime.passwords.close()
         await runtime.db.dispose()
+        if tracing is not None:
+            tracing.shutdown()
 
     graphql = Route("/graphql", GraphQLView(runtime, schema).respond, methods=["GET", "POST"])
     # Starlette adds HEAD wherever GET is allowed; a GraphQL request is its answer, and
@@ -83,6 +99,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/avatars/{key}", avatar, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(runtime), methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,
@@ -106,8 +123,20 @@ def create_app(settings: Settings) -> ASGIApp:
             allow_headers=["content-type", "apollo-require-preflight", "x-requested-with"],
             max_age=600,
         )
+    templates = RouteTemplates(app.routes)
+    if tracing is not None:
+        asgi = tracing.middleware(asgi, templates)
+    # Around everything else, so every answer is counted and carries its request id.
+    asgi = Observe(asgi, templates)
     # Outermost, so that even the server-error page carries the security headers.
     return SecurityHeaders(asgi)
+
+
+def _tracing(runtime: Runtime, schema: Schema) -> Tracing:
+    # Imported here: a server without OTEL_EXPORTER_OTLP_ENDPOINT never loads OpenTelemetry.
+    from app.tracing import Tracing
+
+    return Tracing(runtime, schema)
 
 
 class HotPaths:

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import rules, sessions, throttle
+from core import metrics, rules, sessions, throttle
 from core.db import now
 from core.errors import Conflict, Forbidden, NotAuthenticated
 from core.models import Avatar, User
@@ -55,6 +55,7 @@ async def signup(
     return profile, session
 
 
+@metrics.counts_logins
 async def authenticate(
     rt: Runtime, *, login: str, password: str, client: str
 ) -> tuple[Profile, NewSession]:

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import bcrypt
 
+from core import metrics
 from core.errors import TooManyRequests
 
 # bcrypt reads at most 72 bytes and refuses more, so every password is first reduced to
@@ -101,6 +102,11 @@ class PasswordHasher:
             self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
         await self.verify(password, self._dummy_hash)
 
+    @property
+    def in_flight(self) -> int:
+        """Hashes and checks running or waiting for a thread (the queue's depth)."""
+        return self._in_flight
+
     def needs_rehash(self, stored: str) -> bool:
         """Whether a hash that just verified was made another way than this one makes them."""
         if not stored.startswith(_PREFIX):
@@ -116,6 +122,7 @@ class PasswordHasher:
 
     async def _run(self, work: Callable[[], T]) -> T:
         if self._in_flight >= self._max_in_flight:
+            metrics.throttled("password_hash_queue")
             raise TooManyRequests("Too many password checks in progress", retry_after=1)
         loop = asyncio.get_running_loop()
         self._in_flight += 1

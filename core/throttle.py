@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import metrics
 from core.errors import TooManyRequests
 from core.models import LoginFailure
 
@@ -22,9 +23,9 @@ class Limits:
 async def check(db: AsyncSession, limits: Limits, *, account: str, client: str, at: float) -> None:
     """Refuse the attempt while the account or the client is over its limit."""
     since = at - limits.window
-    for column, value, limit in (
-        (LoginFailure.account, account, limits.per_account),
-        (LoginFailure.client, client, limits.per_client),
+    for setting, column, value, limit in (
+        ("login_failures_per_account", LoginFailure.account, account, limits.per_account),
+        ("login_failures_per_ip", LoginFailure.client, client, limits.per_client),
     ):
         count, oldest = (
             await db.exec(
@@ -34,6 +35,7 @@ async def check(db: AsyncSession, limits: Limits, *, account: str, client: str, 
             )
         ).one()
         if count >= limit:
+            metrics.throttled(setting)
             retry_after = math.ceil(oldest + limits.window - at)
             raise TooManyRequests("Too many failed attempts; try again later", retry_after)
 

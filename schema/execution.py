@@ -24,16 +24,17 @@ async def run(
     operation_name: str | None,
     context: object,
 ) -> ExecutionResult:
-    outcome = execute(
-        schema._schema,
-        document,
-        variable_values=variables,
-        context_value=context,
-        operation_name=operation_name,
-        executor_class=schema.execution_context_class,
-        operation_extensions=None,
-    )
-    result = await outcome if inspect.isawaitable(outcome) else outcome
+    with schema.operation_span(document, operation_name):
+        outcome = execute(
+            schema._schema,
+            document,
+            variable_values=variables,
+            context_value=context,
+            operation_name=operation_name,
+            executor_class=schema.execution_context_class,
+            operation_extensions=None,
+        )
+        result = await outcome if inspect.isawaitable(outcome) else outcome
     assert isinstance(result, ExecutionResult)
     if result.errors:
         schema.process_errors(result.errors)
