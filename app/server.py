@@ -120,7 +120,14 @@ def create_app(settings: Settings) -> ASGIApp:
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["content-type", "apollo-require-preflight", "x-requested-with"],
+            allow_headers=[
+                "content-type",
+                "apollo-require-preflight",
+                "x-requested-with",
+                "x-request-id",
+            ],
+            # A frontend can show the id a user quotes to support.
+            expose_headers=["x-request-id"],
             max_age=600,
         )
     templates = RouteTemplates(app.routes)

@@ -26,6 +26,7 @@ import uvloop
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message
 
+from app.observe import Observe
 from app.server import HotPaths, create_app
 from app.web import RequestLimits, SecurityHeaders
 from bench.reference import ceiling
@@ -120,19 +121,21 @@ async def fastest(steps: dict[str, Step], rounds: int, requests: int) -> dict[st
     return best
 
 
-def layers(app: ASGIApp) -> tuple[RequestLimits, HotPaths]:
-    """The service's stack without CORS_ORIGINS: SecurityHeaders → RequestLimits → HotPaths."""
+def layers(app: ASGIApp) -> tuple[Observe, RequestLimits, HotPaths]:
+    """The stack without CORS_ORIGINS: SecurityHeaders → Observe → RequestLimits → HotPaths."""
     assert isinstance(app, SecurityHeaders)
-    limits = app.app
+    observe = app.app
+    assert isinstance(observe, Observe)
+    limits = observe.app
     assert isinstance(limits, RequestLimits)
     assert isinstance(limits.app, HotPaths)
-    return limits, limits.app
+    return observe, limits, limits.app
 
 
 async def measure(directory: Path, rounds: int, requests: int) -> dict[str, float]:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{directory / 'layers.db'}")
     app = create_app(settings)
-    limits, hot_paths = layers(app)
+    observe, limits, hot_paths = layers(app)
     async with running(app):
         account = {"login": "layers", "password": "steady load passphrase", "email": "l@x.org"}
         body = json.dumps(account).encode()
@@ -166,7 +169,10 @@ async def measure(directory: Path, rounds: int, requests: int) -> dict[str, floa
                 reference, "GET", "/profile", headers
             ),
             "REST GET /profile, whole app": lambda: call(app, "GET", "/profile", headers),
-            "  without SecurityHeaders": lambda: call(limits, "GET", "/profile", headers),
+            "  without SecurityHeaders": lambda: call(observe, "GET", "/profile", headers),
+            "  without Observe too (request id, metrics)": lambda: call(
+                limits, "GET", "/profile", headers
+            ),
             "  without RequestLimits too": lambda: call(hot_paths, "GET", "/profile", headers),
             "  the endpoint alone (response built, not sent)": lambda: endpoint(Request(scope)),
             "  executing the Profile operation": execution,

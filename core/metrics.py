@@ -10,8 +10,8 @@ up (its multiprocess mode, set up by `python -m app`); the gauges say how to add
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy.pool import QueuePool
@@ -78,7 +78,9 @@ def throttled(limit: str) -> None:
     THROTTLED.labels(limit).inc()
 
 
-def counts_logins(authenticate: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+def counts_logins(
+    authenticate: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
     """Count each call of a login service by its outcome: returned, or the error it raised."""
 
     @functools.wraps(authenticate)

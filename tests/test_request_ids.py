@@ -15,7 +15,7 @@ from app import server
 from app.logs import RequestIdFilter
 from app.server import create_app
 from core import request_id
-from tests.types import MakeSettings
+from tests.types import MakeClient, MakeSettings
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -129,3 +129,23 @@ def test_request_id_header_is_one_value_even_when_sent_twice(client: TestClient)
     response = client.get("/healthz", headers=[("x-request-id", "one"), ("x-request-id", "two")])
     assert response.headers.get_list("x-request-id") == ["one"]
     assert json.loads(response.text) == {"status": "ok"}
+
+
+def test_frontend_on_a_listed_origin_may_send_and_read_the_request_id(
+    make_client: MakeClient,
+) -> None:
+    origin = "https://app.example"
+    client = make_client(cors_origins=origin)
+    preflight = client.options(
+        "/profile",
+        headers={
+            "origin": origin,
+            "access-control-request-method": "GET",
+            "access-control-request-headers": "x-request-id",
+        },
+    )
+    assert preflight.status_code == 200
+    assert "x-request-id" in preflight.headers["access-control-allow-headers"].lower()
+    answer = client.get("/profile", headers={"origin": origin, "x-request-id": "from-app-1"})
+    assert answer.headers["x-request-id"] == "from-app-1"
+    assert answer.headers["access-control-expose-headers"].lower() == "x-request-id"
