@@ -53,7 +53,7 @@ DB_POOL_IN_USE = Gauge(
     multiprocess_mode="livesum",
 )
 # The outbox is one table that every process sees alike, so the newest reading is the
-# figure (not the sum). Whoever counts the outbox sets it: OUTBOX_MESSAGES.labels(state).set(n).
+# figure (not the sum). Whoever counts the outbox reports it with `outbox(...)` below.
 OUTBOX_MESSAGES = Gauge(
     "accounts_outbox_messages",
     "Email messages in the outbox by state (waiting: not yet delivered; failed: given up)",
@@ -76,6 +76,12 @@ def login(outcome: LoginOutcome) -> None:
 
 def throttled(limit: str) -> None:
     THROTTLED.labels(limit).inc()
+
+
+def outbox(*, waiting: int, failed: int) -> None:
+    """The outbox's counts as just read (the mail sender reports them each time it looks)."""
+    OUTBOX_MESSAGES.labels("waiting").set(waiting)
+    OUTBOX_MESSAGES.labels("failed").set(failed)
 
 
 def counts_logins(

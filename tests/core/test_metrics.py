@@ -84,3 +84,14 @@ def test_gauges_read_the_hashing_queue_and_the_pool(tmp_path: Path) -> None:
         assert asyncio.run(scenario()) == (5, 1, 0, 0)
     finally:
         runtime.passwords.close()
+
+
+def test_outbox_counts_are_reported_as_read() -> None:
+    metrics.outbox(waiting=3, failed=1)
+    metrics.outbox(waiting=2, failed=1)
+    read = {
+        state: REGISTRY.get_sample_value("accounts_outbox_messages", {"state": state})
+        for state in ("waiting", "failed")
+    }
+    assert read == {"waiting": 2, "failed": 1}
+    metrics.outbox(waiting=0, failed=0)
