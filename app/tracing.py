@@ -15,6 +15,7 @@ the values of query parameters are replaced in every URL attribute.
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -44,13 +45,17 @@ SERVICE = "accounts-api"
 SECRET_HEADERS = ["cookie", "authorization"]
 # Where the ASGI instrumentation writes the request's URL or its query (old and new names).
 URL_ATTRIBUTES = ("http.url", "url.full", "http.target", "url.query")
+# How long a stopping server waits for the collector to take the last spans. An unreachable
+# one would otherwise hold the exit for the exporter's timeout and its retry (~20 s).
+FLUSH_SECONDS = 5.0
 
 
 class Tracing:
     """The tracer provider of this process and everything that records into it."""
 
     def __init__(self, runtime: Runtime, schema: Schema) -> None:
-        self.provider = TracerProvider(resource=_resource())
+        # Flushed by the application's shutdown (bounded), not by an exit hook (unbounded).
+        self.provider = TracerProvider(resource=_resource(), shutdown_on_exit=False)
         self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         self.tracer = self.provider.get_tracer("accounts.graphql")
         # The instrumentation declares SQLAlchemy < 2.1; it hooks only engine events
@@ -100,8 +105,11 @@ class Tracing:
         return self.tracer.start_as_current_span(name, attributes=attributes)
 
     def shutdown(self) -> None:
-        """Export what is still queued, then stop."""
-        self.provider.shutdown()
+        """Export what is still queued, for at most FLUSH_SECONDS, then stop."""
+        # A daemon thread: if the collector does not answer, the process exits without it.
+        flushing = threading.Thread(target=self.provider.shutdown, daemon=True)
+        flushing.start()
+        flushing.join(FLUSH_SECONDS)
 
 
 def _resource() -> Resource:

@@ -24,7 +24,7 @@ from typing import Any
 
 import uvloop
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observe import Observe
 from app.server import HotPaths, create_app
@@ -106,6 +106,12 @@ async def running(app: ASGIApp) -> AsyncIterator[None]:
         await task
 
 
+async def constant(scope: Scope, receive: Receive, send: Send) -> None:
+    """The cheapest possible answer, to time a layer around it."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
 async def fastest(steps: dict[str, Step], rounds: int, requests: int) -> dict[str, float]:
     """Microseconds per call of each step: the best of `rounds` interleaved rounds."""
     for step in steps.values():  # warm-up: caches, prepared documents, code paths
@@ -164,6 +170,7 @@ async def measure(directory: Path, rounds: int, requests: int) -> dict[str, floa
             )
             assert result.errors is None, result.errors
 
+        observed = Observe(constant, observe.route)
         steps: dict[str, Step] = {
             "ceiling (bench/reference.py), whole app": lambda: call(
                 reference, "GET", "/profile", headers
@@ -179,6 +186,10 @@ async def measure(directory: Path, rounds: int, requests: int) -> dict[str, floa
             "  the two lookups inside it": lookups,
             "GraphQL { me }, whole app": lambda: call(
                 app, "POST", "/graphql", [*headers, *json_headers], ME
+            ),
+            "a constant answer, no layer": lambda: call(constant, "GET", "/profile", headers),
+            "  inside Observe alone (request id, metrics)": lambda: call(
+                observed, "GET", "/profile", headers
             ),
         }
         figures = await fastest(steps, rounds, requests)

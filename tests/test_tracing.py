@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -172,3 +174,23 @@ def test_without_an_endpoint_no_opentelemetry_is_loaded(start_server: StartServe
     imports = [line for line in server.log().splitlines() if line.startswith("import time:")]
     assert any("prometheus_client" in line for line in imports)
     assert not any("opentelemetry" in line for line in imports)
+
+
+def test_unreachable_collector_holds_neither_requests_nor_shutdown(
+    start_server: StartServer,
+) -> None:
+    with socket.socket() as black_hole:  # takes connections, never answers
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(64)
+        endpoint = f"http://127.0.0.1:{black_hole.getsockname()[1]}"
+        server = start_server(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_BSP_SCHEDULE_DELAY="50")
+        server.wait_ready()
+        with server.client() as client:
+            for _ in range(5):
+                assert client.get("/profile").status_code == 403
+        time.sleep(0.5)  # an export is under way, waiting for an answer that never comes
+        started = time.monotonic()
+        assert server.stop() in (0, -signal.SIGTERM)
+        # The exporter alone would wait out its 10 s timeout and a retry.
+        assert time.monotonic() - started < 9
+    assert "Application shutdown complete" in server.log()
