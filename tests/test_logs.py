@@ -54,7 +54,8 @@ class Run:
 
     def keep_cookie(self, response: httpx.Response) -> None:
         assert response.status_code == 200, response.text
-        self.keep(response.cookies["session_id"])
+        # Every cookie the service sets is a secret (the session's, and any other).
+        self.keep(*response.cookies.values())
         self.tokens.append(response.cookies["session_id"])
 
 
