@@ -4,6 +4,10 @@ It sits just inside SecurityHeaders, so every answer is counted and carries `X-R
 the size and time limits' 413/408/503 and Starlette's 404/405 included. The per-request
 work is a header scan, a context variable, two clock reads and two increments of series
 found in a dict: the labels are resolved once per (route, method, status).
+
+The id is not asgi-correlation-id's: its context variable lives in a package that imports
+Starlette, and the core must read and set the id itself (core/request_id.py, for work done
+later on a request's behalf); what that middleware would add here is a header scan.
 """
 
 from __future__ import annotations
