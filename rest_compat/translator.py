@@ -23,7 +23,7 @@ from core.runtime import Runtime
 from rest_compat.routes import ENDPOINTS, Endpoint
 from schema.api import Schema
 from schema.context import Context, apply_cookie
-from schema.errors import MASKED_MESSAGE, error_extensions, log_unexpected
+from schema.errors import MASKED_MESSAGE, error_extensions
 from schema.execution import run
 from schema.http import loads_json, media_type
 
@@ -168,7 +168,7 @@ async def _upload(request: Request, form_field: str) -> UploadFile:
 
 def _response(endpoint: Endpoint, result: ExecutionResult) -> Response:
     if result.errors:
-        log_unexpected(result.errors)
+        # Unexpected errors were logged by the execution (schema/execution.py): once.
         error = result.errors[0]
         extensions = error_extensions(error)
         if extensions is None:
