@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,14 +20,19 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import pages
+from app.metrics import metrics_endpoint, process_exited, sample_forever
+from app.observe import Observe, RouteTemplates
 from app.web import RequestLimits, SecurityHeaders
 from core import avatars
 from core.config import Settings
 from core.runtime import Runtime
 from rest_compat.openapi import openapi_document
 from rest_compat.translator import DOCUMENT_PATH, message_response, rest_routes
-from schema.api import create_schema
+from schema.api import Schema, create_schema
 from schema.errors import MASKED_MESSAGE
+
+if TYPE_CHECKING:
+    from app.tracing import Tracing
 
 logger = logging.getLogger("accounts")
 
@@ -40,6 +48,7 @@ def create_app(settings: Settings) -> ASGIApp:
     schema = create_schema(settings)
     openapi = openapi_document()
     pages.assets()  # fail at start-up, not at the first browser, when they are not installed
+    tracing = _tracing(runtime, schema) if settings.otel_exporter_otlp_endpoint else None
 
     async def healthz(request: Request) -> Response:
         if await runtime.db.ping():
@@ -68,10 +77,17 @@ def create_app(settings: Settings) -> ASGIApp:
         # request in flight for tens of milliseconds now and then.
         gc.collect()
         gc.freeze()
+        sampler = asyncio.create_task(sample_forever(runtime))
         yield
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        process_exited()
         gc.unfreeze()
         runtime.passwords.close()
         await runtime.db.dispose()
+        if tracing is not None:
+            tracing.shutdown()
 
     view = pages.GraphiQLView(runtime, schema, operations=DOCUMENT_PATH.read_text())
     graphql = Route("/graphql", view.respond, methods=["GET", "POST"])
@@ -85,6 +101,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/avatars/{key}", avatar, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(runtime), methods=["GET"]),
         # Pages for browsers (GraphiQL is the /graphql view's own page) and their files.
         Route("/docs", pages.docs, methods=["GET"]),
         Route("/assets/{path:path}", pages.asset, methods=["GET"]),
@@ -108,11 +125,30 @@ def create_app(settings: Settings) -> ASGIApp:
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["content-type", "apollo-require-preflight", "x-requested-with"],
+            allow_headers=[
+                "content-type",
+                "apollo-require-preflight",
+                "x-requested-with",
+                "x-request-id",
+            ],
+            # A frontend can show the id a user quotes to support.
+            expose_headers=["x-request-id"],
             max_age=600,
         )
+    templates = RouteTemplates(app.routes)
+    if tracing is not None:
+        asgi = tracing.middleware(asgi, templates)
+    # Around everything else, so every answer is counted and carries its request id.
+    asgi = Observe(asgi, templates)
     # Outermost, so that even the server-error page carries the security headers.
     return SecurityHeaders(asgi)
+
+
+def _tracing(runtime: Runtime, schema: Schema) -> Tracing:
+    # Imported here: a server without OTEL_EXPORTER_OTLP_ENDPOINT never loads OpenTelemetry.
+    from app.tracing import Tracing
+
+    return Tracing(runtime, schema)
 
 
 class HotPaths:

@@ -24,8 +24,9 @@ from typing import Any
 
 import uvloop
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.observe import Observe
 from app.server import HotPaths, create_app
 from app.web import RequestLimits, SecurityHeaders
 from bench.reference import ceiling
@@ -105,6 +106,12 @@ async def running(app: ASGIApp) -> AsyncIterator[None]:
         await task
 
 
+async def constant(scope: Scope, receive: Receive, send: Send) -> None:
+    """The cheapest possible answer, to time a layer around it."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
 async def fastest(steps: dict[str, Step], rounds: int, requests: int) -> dict[str, float]:
     """Microseconds per call of each step: the best of `rounds` interleaved rounds."""
     for step in steps.values():  # warm-up: caches, prepared documents, code paths
@@ -120,19 +127,21 @@ async def fastest(steps: dict[str, Step], rounds: int, requests: int) -> dict[st
     return best
 
 
-def layers(app: ASGIApp) -> tuple[RequestLimits, HotPaths]:
-    """The service's stack without CORS_ORIGINS: SecurityHeaders → RequestLimits → HotPaths."""
+def layers(app: ASGIApp) -> tuple[Observe, RequestLimits, HotPaths]:
+    """The stack without CORS_ORIGINS: SecurityHeaders → Observe → RequestLimits → HotPaths."""
     assert isinstance(app, SecurityHeaders)
-    limits = app.app
+    observe = app.app
+    assert isinstance(observe, Observe)
+    limits = observe.app
     assert isinstance(limits, RequestLimits)
     assert isinstance(limits.app, HotPaths)
-    return limits, limits.app
+    return observe, limits, limits.app
 
 
 async def measure(directory: Path, rounds: int, requests: int) -> dict[str, float]:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{directory / 'layers.db'}")
     app = create_app(settings)
-    limits, hot_paths = layers(app)
+    observe, limits, hot_paths = layers(app)
     async with running(app):
         account = {"login": "layers", "password": "steady load passphrase", "email": "l@x.org"}
         body = json.dumps(account).encode()
@@ -161,18 +170,26 @@ async def measure(directory: Path, rounds: int, requests: int) -> dict[str, floa
             )
             assert result.errors is None, result.errors
 
+        observed = Observe(constant, observe.route)
         steps: dict[str, Step] = {
             "ceiling (bench/reference.py), whole app": lambda: call(
                 reference, "GET", "/profile", headers
             ),
             "REST GET /profile, whole app": lambda: call(app, "GET", "/profile", headers),
-            "  without SecurityHeaders": lambda: call(limits, "GET", "/profile", headers),
+            "  without SecurityHeaders": lambda: call(observe, "GET", "/profile", headers),
+            "  without Observe too (request id, metrics)": lambda: call(
+                limits, "GET", "/profile", headers
+            ),
             "  without RequestLimits too": lambda: call(hot_paths, "GET", "/profile", headers),
             "  the endpoint alone (response built, not sent)": lambda: endpoint(Request(scope)),
             "  executing the Profile operation": execution,
             "  the two lookups inside it": lookups,
             "GraphQL { me }, whole app": lambda: call(
                 app, "POST", "/graphql", [*headers, *json_headers], ME
+            ),
+            "a constant answer, no layer": lambda: call(constant, "GET", "/profile", headers),
+            "  inside Observe alone (request id, metrics)": lambda: call(
+                observed, "GET", "/profile", headers
             ),
         }
         figures = await fastest(steps, rounds, requests)

@@ -77,7 +77,7 @@ def start(name: str, command: list[str], env: dict[str, str], port: int, log: Pa
     with log.open("ab") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
     server = Server(name, process, f"http://127.0.0.1:{port}")
-    wait_ready(server, "/healthz" if name == "service" else "/profile")
+    wait_ready(server, "/healthz" if name.startswith("service") else "/profile")
     return server
 
 
@@ -146,18 +146,30 @@ def database_url(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{directory / 'bench.db'}"
 
 
+# What an operator turns on to keep a line per request: the second service runs with it.
+LOGGED = {"LOG_FORMAT": "json", "ACCESS_LOG": "true"}
+
+
 @contextmanager
 def servers(directory: Path) -> Iterator[dict[str, Server]]:
-    """The service as `make run` starts it, and the two reference servers on its database."""
+    """The service as `make run` starts it, the same with JSON access lines, and the two
+    reference servers, all on one database."""
     url = database_url(directory)
     env = {**os.environ, "DATABASE_URL": url, "BENCH_DATABASE_URL": url}
     env.pop("BCRYPT_ROUNDS", None)  # the default, 12, as in production
+    for name in (*LOGGED, "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        env.pop(name, None)  # the defaults: text logs, no access log, no tracing
     log = directory / "servers.log"
     started: dict[str, Server] = {}
     try:
-        port = free_port()
-        service_env = env | {"HOST": "127.0.0.1", "PORT": str(port)}
-        started["service"] = start("service", [sys.executable, "-m", "app"], service_env, port, log)
+        command = [sys.executable, "-m", "app"]
+        for name, extra, output in (
+            ("service", {}, log),
+            ("service_logged", LOGGED, directory / "access.log"),  # real writes to a file
+        ):
+            port = free_port()
+            service_env = env | {"HOST": "127.0.0.1", "PORT": str(port)} | extra
+            started[name] = start(name, command, service_env, port, output)
         for name in ("ceiling", "orm_baseline"):
             port = free_port()
             command = [sys.executable, "-m", "uvicorn", "--factory", f"bench.reference:{name}"]
@@ -200,10 +212,17 @@ def reads(run: Run) -> list[Row]:
         "orm": (run.url("orm_baseline", "/profile"), None),
         "rest": (run.url("service", "/profile"), None),
         "graphql": (run.url("service", "/graphql"), run.scripts["graphql"]),
+        "rest_logged": (run.url("service_logged", "/profile"), None),
     }
     for url, script in targets.values():  # warm-up
         wrk(url, 1, run.connections, run.cookie, script)
-    serving = {"ceiling": "ceiling", "orm": "orm_baseline", "rest": "service", "graphql": "service"}
+    serving = {
+        "ceiling": "ceiling",
+        "orm": "orm_baseline",
+        "rest": "service",
+        "graphql": "service",
+        "rest_logged": "service_logged",
+    }
     loads: dict[str, list[Load]] = {name: [] for name in targets}
     cpu: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(run.rounds):
@@ -231,6 +250,10 @@ def reads(run: Run) -> list[Row]:
     micros = {name: statistics.median(values) * 1e6 for name, values in cpu.items()}
     figure = ", ".join(f"{name} {micros[name]:.0f}" for name in ("ceiling", "rest", "graphql"))
     rows.append(Row("  server CPU per request, µs (for reference)", figure))
+    ratio = rps["rest_logged"] / rps["rest"]
+    figure = f"{ratio:.2f} ({rps['rest_logged']:,.0f} ÷ {rps['rest']:,.0f} req/s)"
+    figure += f", CPU {micros['rest_logged']:.0f} µs"
+    rows.append(Row("  REST, LOG_FORMAT=json ACCESS_LOG=true ÷ defaults (for reference)", figure))
     return rows
 
 

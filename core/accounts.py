@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import devices, rules, sessions, throttle
+from core import devices, metrics, rules, sessions, throttle
 from core.db import now
 from core.devices import NewDevice
 from core.errors import Conflict, Forbidden, NotAuthenticated
@@ -74,6 +74,7 @@ async def signup(
         raise _conflict(exc) from None
 
 
+@metrics.counts_logins
 async def authenticate(
     rt: Runtime,
     *,

@@ -73,6 +73,36 @@ class Settings(BaseSettings):
                 )
         return self
 
+    # Operations: logs, metrics and traces (README "Operating it").
+    log_format: Literal["text", "json"] = "text"
+    # Who may read GET /metrics: the socket's peer, or behind TRUSTED_PROXIES the client they
+    # forward for, must be in one of these networks; anyone else gets a 404.
+    metrics_allow: Annotated[tuple[IPNetwork, ...], NoDecode] = (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("::1/128"),
+    )
+    # The standard OpenTelemetry variable: traces are exported (OTLP over HTTP) only when it is
+    # set. The SDK reads every other OTEL_* variable itself; this one is the switch, checked here
+    # so a mistyped endpoint stops start-up instead of failing every export.
+    otel_exporter_otlp_endpoint: str = ""
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_allow", mode="before")
+    @classmethod
+    def _split_metrics_allow(cls, value: object) -> object:
+        return cls._split_networks(value)
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _check_otlp_endpoint(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https:// (OTLP over HTTP)")
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -39,7 +39,9 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         url = make_url(settings.database_url)
         self.is_sqlite = settings.is_sqlite
-        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        # Statement parameters (token and password hashes, emails) stay out of error
+        # messages, and so out of logs and traces.
+        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite, "hide_parameters": True}
         self._sqlite_path: str | None = None
         self._reader: sqlite3.Connection | None = None
         if self.is_sqlite:
@@ -99,6 +101,13 @@ class Database:
         async with self.engine.connect() as conn:
             first = (await conn.execute(_text(sql), params)).first()
         return None if first is None else cast(Mapping[str, Any], first._mapping)
+
+    def read_through_engine(self) -> None:
+        """Send `fetch_one` through the engine, where instrumentation sees every statement.
+
+        For tracing (app/tracing.py): the SQLite shortcut above bypasses SQLAlchemy.
+        """
+        self._sqlite_path = None
 
     def upsert(self, model: type[SQLModel], values: dict[str, Any], *, key: str) -> Insert:
         """An INSERT of `values` that updates the other columns when `key` already exists."""

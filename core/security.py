@@ -21,6 +21,7 @@ from typing import TypeVar, cast
 
 import bcrypt
 
+from core import metrics
 from core.errors import TooManyRequests
 
 # bcrypt reads at most 72 bytes and refuses more, so every password is first reduced to
@@ -160,6 +161,7 @@ class PasswordHasher:
         ):
             if not queued:
                 del self._waiting[client]
+            metrics.throttled("password_hash_queue")
             raise TooManyRequests(
                 "Too many password checks in progress", retry_after=1, limit="password_hash_queue"
             )

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import metrics
 from core.config import Settings
 from core.db import Database, now
 from core.errors import TooManyRequests
@@ -51,7 +52,10 @@ HOUR = 3600
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """At most `events` events per key within any `window` seconds."""
+    """At most `events` events per key within any `window` seconds.
+
+    `name` is the setting that sets the maximum: what an operator sees in a refusal's metric.
+    """
 
     name: str
     events: int
@@ -95,24 +99,28 @@ class Limits:
         failed = "Too many failed attempts; try again later"
         return cls(
             login_account=Limit(
-                "login_account", settings.login_failures_per_account, window, failed
+                "login_failures_per_account", settings.login_failures_per_account, window, failed
             ),
-            login_client=Limit("login_client", settings.login_failures_per_ip, window, failed),
-            login_device=Limit("login_device", settings.login_failures_per_device, window, failed),
+            login_client=Limit(
+                "login_failures_per_ip", settings.login_failures_per_ip, window, failed
+            ),
+            login_device=Limit(
+                "login_failures_per_device", settings.login_failures_per_device, window, failed
+            ),
             signups=Limit(
-                "signup_client",
+                "signups_per_ip",
                 settings.signups_per_ip,
                 settings.signup_window_seconds,
                 "Too many sign-ups from this address; try again later",
             ),
             password_resets=Limit(
-                "password_reset_client",
+                "password_resets_per_ip",
                 settings.password_resets_per_ip,
                 HOUR,
                 "Too many password reset requests from this address; try again later",
             ),
             avatar_uploads=Limit(
-                "avatar_upload_account",
+                "avatar_uploads_per_hour",
                 settings.avatar_uploads_per_hour,
                 HOUR,
                 "Too many avatar uploads; try again later",
@@ -168,6 +176,7 @@ class Counter:
         for key in keys:
             retry_after = await self.retry_after(key)
             if retry_after is not None:
+                metrics.throttled(key.limit.name)
                 raise TooManyRequests(key.limit.message, retry_after, limit=key.limit.name)
 
     async def record(self, *keys: Key) -> Taken:

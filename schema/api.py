@@ -13,6 +13,7 @@ from core.errors import InvalidInput
 from schema.context import Context
 from schema.documents import Documents, PreparedDocuments
 from schema.errors import log_unexpected
+from schema.tracing import OperationSpan, OperationSpans, no_span
 from schema.types import LoginInput, PasswordInput, Profile, ProfileInput, SignupInput
 
 Info = strawberry.Info[Context, None]
@@ -111,8 +112,12 @@ class Schema(strawberry.Schema):
     """The schema, with the one place its documents are parsed, limited and validated."""
 
     def __init__(self, *, introspection: bool) -> None:
-        super().__init__(query=Query, mutation=Mutation, extensions=[PreparedDocuments])
+        super().__init__(
+            query=Query, mutation=Mutation, extensions=[PreparedDocuments, OperationSpans]
+        )
         self.documents = Documents(self._schema, introspection=introspection)
+        # Replaced when tracing is on (app/tracing.py).
+        self.operation_span: OperationSpan = no_span
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -74,21 +74,23 @@ async def run(
             "Subscriptions are not supported", extensions={"code": "BAD_REQUEST"}
         )
         return Outcome(None, [refused], started=False)
-    executor = schema.execution_context_class.build(
-        schema._schema,
-        document,
-        context_value=context,
-        raw_variable_values=variables,
-        operation_name=operation_name,
-        max_coercion_errors=MAX_COERCION_ERRORS,
-        hide_suggestions=schema.documents.hide_suggestions,
-        operation_extensions=None,
-    )
-    if isinstance(executor, list):
-        # With the operation found, what is left to refuse is the variables' values.
-        return Outcome(None, [coded(error, "BAD_USER_INPUT") for error in executor], started=False)
-    outcome = executor.execute_operation()
-    result = await outcome if inspect.isawaitable(outcome) else outcome
+    with schema.operation_span(document, operation_name):
+        executor = schema.execution_context_class.build(
+            schema._schema,
+            document,
+            context_value=context,
+            raw_variable_values=variables,
+            operation_name=operation_name,
+            max_coercion_errors=MAX_COERCION_ERRORS,
+            hide_suggestions=schema.documents.hide_suggestions,
+            operation_extensions=None,
+        )
+        if isinstance(executor, list):
+            # With the operation found, what is left to refuse is the variables' values.
+            errors = [coded(error, "BAD_USER_INPUT") for error in executor]
+            return Outcome(None, errors, started=False)
+        outcome = executor.execute_operation()
+        result = await outcome if inspect.isawaitable(outcome) else outcome
     assert isinstance(result, ExecutionResult)
     if result.errors:
         schema.process_errors(result.errors)

@@ -258,7 +258,7 @@ def test_clearing_an_accounts_failed_logins_lets_it_in_again(make_settings: Make
                     await accounts.authenticate(rt, password="wrong guess", **attempt)
             with pytest.raises(TooManyRequests) as refused:
                 await accounts.authenticate(rt, password=PASSWORD, **attempt)
-            assert refused.value.limit == "login_account"
+            assert refused.value.limit == "login_failures_per_account"
             async with rt.db.write() as db:
                 await accounts.clear_failed_logins(db, rt, principal.user_id)
             await accounts.authenticate(rt, password=PASSWORD, **attempt)
