@@ -16,9 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.pages import link_page_routes
 from app.web import RequestLimits, SecurityHeaders
 from core import avatars
 from core.config import Settings
+from core.mail.delivery import delivery_for
+from core.mail.sender import Sender
 from core.runtime import Runtime
 from rest_compat.openapi import openapi_document
 from rest_compat.translator import message_response, rest_routes
@@ -37,6 +40,8 @@ REQUEST_TIMEOUT = 120.0
 
 def create_app(settings: Settings) -> ASGIApp:
     runtime = Runtime.create(settings)
+    # Email: delivers the outbox's messages in the background (core/mail/sender.py).
+    sender = Sender(runtime.db, runtime.outbox, delivery_for(settings.smtp_url, settings.mail_dir))
     schema = create_schema(settings)
     openapi = openapi_document()
 
@@ -67,7 +72,9 @@ def create_app(settings: Settings) -> ASGIApp:
         # request in flight for tens of milliseconds now and then.
         gc.collect()
         gc.freeze()
+        sender.start()
         yield
+        await sender.stop()
         gc.unfreeze()
         runtime.passwords.close()
         await runtime.db.dispose()
@@ -83,6 +90,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/avatars/{key}", avatar, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        *link_page_routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -17,7 +17,8 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 NO_CONTENT_POLICY = b"default-src 'none'; frame-ancestors 'none'; sandbox"
 ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
-ALWAYS_SET = frozenset(name for name, _ in ALWAYS) | {b"content-security-policy"}
+ALWAYS_NAMES = frozenset(name for name, _ in ALWAYS)
+ALWAYS_SET = ALWAYS_NAMES | {b"content-security-policy"}
 
 
 class SecurityHeaders:
@@ -33,14 +34,16 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                original = message.get("headers", ())
+                content_type = next((v for n, v in original if n.lower() == b"content-type"), b"")
+                no_content = content_type.startswith((b"application/json", b"image/"))
+                # JSON and images always get the no-content policy; a page keeps its own.
+                replaced = ALWAYS_SET if no_content else ALWAYS_NAMES
                 headers = [
-                    (name, value)
-                    for name, value in message.get("headers", ())
-                    if name.lower() not in ALWAYS_SET
+                    (name, value) for name, value in original if name.lower() not in replaced
                 ]
                 present = {name.lower() for name, _ in headers}
-                content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
-                if content_type.startswith((b"application/json", b"image/")):
+                if no_content:
                     headers.append((b"content-security-policy", NO_CONTENT_POLICY))
                 elif b"x-frame-options" not in present:
                     headers.append((b"x-frame-options", b"DENY"))

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import rules, sessions, throttle
+from core import email_flows, rules, sessions, throttle
 from core.db import now
 from core.errors import Conflict, Forbidden, NotAuthenticated
 from core.models import Avatar, User
@@ -48,6 +48,8 @@ async def signup(
             db.add(user)
             await db.flush()
             assert user.id is not None
+            # Email: a verification message, in this transaction (core/email_flows.py).
+            await email_flows.on_signup(rt, db, user)
             session = await sessions.start(db, user_id=user.id, ttl=rt.settings.session_ttl_seconds)
             profile = await _profile(db, user.id)
     except IntegrityError as exc:
@@ -134,10 +136,16 @@ async def update_profile(
         values["lastname"] = rules.name(lastname, "lastname")
     try:
         async with rt.db.write() as db:
+            # Email: a new address is verified anew, the old one told (core/email_flows.py).
+            old = (
+                None if email is None else await email_flows.current_address(db, principal.user_id)
+            )
             if values:
                 await db.exec(
                     update(User).where(col(User.id) == principal.user_id).values(**values)
                 )
+            if old is not None:
+                await email_flows.on_email_change(rt, db, user_id=principal.user_id, old=old)
             return await _profile(db, principal.user_id)
     except IntegrityError as exc:
         raise _conflict(exc) from None
@@ -167,6 +175,8 @@ async def change_password(
                 update(User).where(col(User.id) == principal.user_id).values(password_hash=hashed)
             )
             await sessions.end_all(db, principal.user_id)
+            # Email: a notice to the account's address (core/email_flows.py).
+            await email_flows.on_password_changed(rt, db, principal.user_id)
             return await sessions.start(
                 db, user_id=principal.user_id, ttl=rt.settings.session_ttl_seconds
             )

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from core.config import Settings
 from core.db import Database
 from core.images import ImageWork
+from core.mail.message import parse_sender
+from core.mail.outbox import Outbox
 from core.security import PasswordHasher
 from core.throttle import Limits
 
@@ -18,6 +20,7 @@ class Runtime:
     passwords: PasswordHasher
     images: ImageWork
     limits: Limits
+    outbox: Outbox
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -31,4 +34,5 @@ class Runtime:
                 per_client=settings.login_failures_per_ip,
                 window=settings.login_failure_window_seconds,
             ),
+            outbox=Outbox(parse_sender(settings.mail_from)),
         )

@@ -87,9 +87,14 @@ def database_url(tmp_path: Path, postgres_url: str | None) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_settings(database_url: str) -> MakeSettings:
+def make_settings(database_url: str, tmp_path: Path) -> MakeSettings:
     def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {"database_url": database_url, "bcrypt_rounds": 4}
+        values: dict[str, object] = {
+            "database_url": database_url,
+            "bcrypt_rounds": 4,
+            # Messages (.eml files, unless a test sets SMTP_URL) stay in the test's directory.
+            "mail_dir": str(tmp_path / "mail"),
+        }
         return Settings.model_validate(values | overrides)
 
     return make
