@@ -19,6 +19,7 @@ import core.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.server import create_app
 from core.config import Settings
 from tests.faces import FACES, Face
+from tests.mail import Mailbox
 from tests.servers import Server
 from tests.types import MakeClient, MakeSettings, StartServer
 
@@ -175,3 +176,11 @@ def module_server(
             yield server.wait_ready()
         finally:
             server.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free port, collecting what it is sent."""
+    box = Mailbox().start()
+    yield box
+    box.stop()
