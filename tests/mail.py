@@ -68,7 +68,7 @@ class Mailbox:
         self._controller: Controller | None = None
         self._taken = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self._lock:
             self.received.append(Received(tuple(envelope.rcpt_tos), parse(envelope.content)))
         return "250 OK"
