@@ -9,13 +9,18 @@ import hashlib
 import logging
 import re
 import signal
+import ssl
+import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
+from aiosmtpd.smtp import AuthResult
 from starlette.testclient import TestClient
 
 from core.config import Settings
@@ -336,3 +341,63 @@ def test_sender_survives_a_database_hiccup_and_stops_promptly(
     delivered, stop_seconds = asyncio.run(scenario())
     assert delivered == 1
     assert stop_seconds < 1
+
+
+@pytest.fixture
+def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A self-signed certificate for 127.0.0.1, trusted by this process's TLS clients; the
+    server-side context that presents it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(  # noqa: S603  (a fixed command; the paths are the test's own)
+        [
+            "/usr/bin/openssl",
+            *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def test_smtp_url_uses_starttls_and_its_url_decoded_credentials(
+    make_client: MakeClient, certificate: ssl.SSLContext
+) -> None:
+    logins: list[tuple[bytes, bytes, bool]] = []
+
+    def authenticator(
+        server: object, session: Any, envelope: object, mechanism: str, data: Any
+    ) -> AuthResult:
+        logins.append((data.login, data.password, session.ssl is not None))
+        return AuthResult(success=(data.login, data.password) == (b"mail user", b"p@ss:w/rd%"))
+
+    mailbox = Mailbox(
+        tls_context=certificate,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticator,
+    ).start()
+    try:
+        password = quote("p@ss:w/rd%", safe="")
+        client = make_client(smtp_url=f"smtp://mail%20user:{password}@127.0.0.1:{mailbox.port}")
+        assert client.post("/signup", json=ALICE).status_code == 200
+        assert mailbox.next(to="alice@example.com").subject == "Confirm your email address"
+    finally:
+        mailbox.stop()
+    assert logins == [(b"mail user", b"p@ss:w/rd%", True)]
+
+
+def test_smtps_url_uses_tls_from_the_start(
+    make_client: MakeClient, certificate: ssl.SSLContext
+) -> None:
+    mailbox = Mailbox(ssl_context=certificate).start()
+    try:
+        client = make_client(smtp_url=f"smtps://127.0.0.1:{mailbox.port}")
+        assert client.post("/signup", json=ALICE).status_code == 200
+        assert mailbox.next(to="alice@example.com").subject == "Confirm your email address"
+    finally:
+        mailbox.stop()
