@@ -151,6 +151,9 @@ def servers(directory: Path) -> Iterator[dict[str, Server]]:
     """The service as `make run` starts it, and the two reference servers on its database."""
     url = database_url(directory)
     env = {**os.environ, "DATABASE_URL": url, "BENCH_DATABASE_URL": url}
+    # Messages as .eml files in the run's directory; every reset request of the bench
+    # sends one (the hourly limit per account would otherwise make most of them void).
+    env |= {"MAIL_DIR": str(directory / "mail"), "EMAILS_PER_ACCOUNT_PER_HOUR": "100000000"}
     env.pop("BCRYPT_ROUNDS", None)  # the default, 12, as in production
     log = directory / "servers.log"
     started: dict[str, Server] = {}
@@ -278,6 +281,56 @@ def logins(run: Run) -> list[Row]:
     return rows
 
 
+def signup_script(directory: Path, prefix: str) -> Path:
+    """A wrk script signing up a new account per request (logins unique to this run)."""
+    script = directory / f"signup-{prefix}.lua"
+    script.write_text(
+        "counter = 0\n"
+        "request = function()\n"
+        "  counter = counter + 1\n"
+        f'  local login = "{prefix}" .. counter\n'
+        f'  local body = \'{{"login": "\' .. login .. \'", "password": "{PASSWORD}", '
+        '"email": "\' .. login .. \'@example.com"}\'\n'
+        '  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)\n'
+        "end\n"
+    )
+    return script
+
+
+def emails(run: Run, directory: Path) -> list[Row]:
+    """Signups (each writes its verification message to the outbox, which the sender then
+    delivers as a .eml file) and password-reset requests, for a known and an unknown login
+    (answered alike: the two rates should match)."""
+    signup_url = run.url("service", "/signup")
+    rates = [
+        wrk(signup_url, run.seconds * 2, 4, "", signup_script(directory, f"s{i}x")).rps
+        for i in range(2)
+    ]
+    rows = [Row("signups/s (for reference: bcrypt-bound)", f"{statistics.median(rates):.1f}")]
+    forgot_url = run.url("service", "/password/forgot")
+    if httpx.post(forgot_url, json={"login": "bench"}).status_code == 404:
+        return rows  # a version of the service without email
+    scripts = {
+        name: lua(directory, f"forgot-{name}", "POST", f'{{"login": "{login}"}}')
+        for name, login in (("known", "bench"), ("unknown", "nobody-here"))
+    }
+    loads: dict[str, list[Load]] = {"known": [], "unknown": []}
+    quiet: dict[str, list[Load]] = {"known": [], "unknown": []}
+    for _ in range(run.rounds):
+        for name, script in scripts.items():
+            loads[name].append(wrk(forgot_url, run.seconds, run.connections, "", script))
+            # One client at a time: what one request's answer takes, as a prober sees it.
+            quiet[name].append(wrk(forgot_url, run.seconds, 1, "", script))
+    known, unknown = median(loads["known"], "rps"), median(loads["unknown"], "rps")
+    figure = f"{known:,.0f} known login (a message each), {unknown:,.0f} unknown"
+    rows.append(Row("reset requests/s", figure))
+    known_p50, unknown_p50 = median(quiet["known"], "p50"), median(quiet["unknown"], "p50")
+    ratio = unknown_p50 / known_p50
+    figure = f"{ratio:.2f} ({unknown_p50:.2f} ÷ {known_p50:.2f} ms)"
+    rows.append(Row("  p50 unknown ÷ known, one client", figure, "0.8 to 1.2", 0.8 <= ratio <= 1.2))
+    return rows
+
+
 def startup(directory: Path) -> Row:
     """Seconds from process start to the first 200 from /healthz, on the existing database."""
     times = []
@@ -314,6 +367,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per figure")
     parser.add_argument("--seconds", type=float, default=3, help="length of one wrk run")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--only", choices=["emails"], help="run only these figures (signups, reset requests)"
+    )
     args = parser.parse_args()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="accounts-bench-") as tmp:
@@ -329,11 +385,15 @@ def main() -> None:
                 "login": lua(directory, "login", "POST", credentials),
             }
             run = Run(running, cookie, scripts, args.rounds, args.seconds, args.connections)
-            rows += reads(run) + writes(run) + logins(run)
+            if args.only != "emails":
+                rows += reads(run) + writes(run) + logins(run)
+            rows += emails(run, directory)
             peak = service.peak_rss_mb()
             rows.append(Row("peak RSS of the service", f"{peak:.0f} MB", "< 150 MB", peak < 150))
-        rows.append(startup(directory))
-    rows.append(common_password_check())
+        if args.only != "emails":
+            rows.append(startup(directory))
+    if args.only != "emails":
+        rows.append(common_password_check())
 
     print(
         f"\n{args.rounds} rounds of {args.seconds:g} s each, wrk -t1 -c{args.connections}, "
