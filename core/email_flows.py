@@ -145,9 +145,9 @@ async def request_password_reset(rt: Runtime, *, login: str, client: str) -> Non
     is under EMAILS_PER_ACCOUNT_PER_HOUR.
 
     The answer is the same either way, and so is the work: the same lookup, the same
-    rendering, and the same two rows written in one transaction. Without an account to
-    send to, the token row names no account (it can never be used) and the message row is
-    void (never sent).
+    rendering, the same two rows written in one transaction, and the same settling of the
+    message row by the sender. Without an account to send to, the token row names no
+    account (it can never be used) and the message row no recipient (it is never sent).
     """
     # PASSWORD_RESETS_PER_IP: hostile-core's limiter, wired at merge
     key = rules.lookup_key(login) or ""
@@ -156,10 +156,10 @@ async def request_password_reset(rt: Runtime, *, login: str, client: str) -> Non
     at = now()
     async with rt.db.write() as db:
         user = (await db.exec(select(User).where(column == key).with_for_update())).first()
-        count, _ = await outbox.recent(
-            db, user_id=user.id if user and user.id else 0, since=at - HOUR
-        )
-        send = user is not None and count < rt.settings.emails_per_account_per_hour
+        count, _ = await outbox.recent(db, user_id=(user.id or 0) if user else 0, since=at - HOUR)
+        # Who the message goes to: nobody without an account, or over its hourly limit.
+        # Nothing the client typed is stored for a request that sends nothing.
+        to = user if user is not None and count < rt.settings.emails_per_account_per_hour else None
         message = templates.render(
             "reset",
             login=user.login if user else key,
@@ -169,22 +169,21 @@ async def request_password_reset(rt: Runtime, *, login: str, client: str) -> Non
         db.add(
             EmailToken(
                 token_hash=token_digest(token),
-                user_id=user.id if send and user else None,
+                user_id=to.id if to else None,
                 kind=RESET,
-                email_key=user.email_key if user else key,
+                email_key=to.email_key if to else "",
                 created_at=at,
                 expires_at=at + rt.settings.password_reset_ttl_seconds,
             )
         )
         rt.outbox.add(
             db,
-            user_id=user.id if send and user else None,
+            user_id=to.id if to else None,
             kind=RESET,
-            recipient=user.email if send and user else "",
-            name=_name(user) if user else "",
+            recipient=to.email if to else "",
+            name=_name(to) if to else "",
             message=message,
             at=at,
-            state=outbox.WAITING if send else outbox.VOID,
         )
         await _purge_tokens(db, at)
 

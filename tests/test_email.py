@@ -312,6 +312,16 @@ def test_reset_request_answers_alike_and_does_the_same_work_for_unknown_accounts
         assert (after[0] - before[0], after[1] - before[1]) == (1, 1), login
     assert {(o.status, o.message) for o in outcomes} == {(outcomes[0].status, outcomes[0].message)}
     assert outcomes[0].status == 200
+    # Nothing typed for a request that sends nothing is kept.
+    stored = query(settings, "SELECT email_key FROM email_tokens WHERE user_id IS NULL")
+    stored += query(settings, "SELECT recipient FROM outbox WHERE user_id IS NULL")
+    assert len(stored) == 6 and {value for (value,) in stored} == {""}
+    # The sender settles those rows like the others, as void, without sending them.
+    deadline = time.monotonic() + 10
+    while query(settings, "SELECT count(*) FROM outbox WHERE state = 'waiting'")[0][0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert query(settings, "SELECT DISTINCT state FROM outbox WHERE user_id IS NULL") == [("void",)]
     # Two messages, both to alice; nothing for the unknown names.
     for _ in range(2):
         assert mailbox.next(to="alice@example.com").subject == "Reset your password"

@@ -26,7 +26,10 @@ from core.models import OutboxMessage
 WAITING = "waiting"  # to be sent once `next_attempt_at` has passed (or is being sent)
 SENT = "sent"
 FAILED = "failed"  # given up after MAX_AGE, or refused for good; logged
-VOID = "void"  # written only so that a request does the same work either way; never sent
+# A row written only so that a request does the same work whether or not it sends anything
+# (a reset request for an unknown account): no recipient, no body. The sender claims and
+# settles it like any other, without handing anything over, and marks it void.
+VOID = "void"
 
 # Kinds: the hourly limit counts verification and reset messages; notices always go.
 VERIFY = "verify"
@@ -58,24 +61,24 @@ class Outbox:
         name: str,
         message: Rendered,
         at: float,
-        state: str = WAITING,
     ) -> None:
+        """Write a message into the caller's transaction; an empty `recipient` makes it a
+        stand-in that is settled as VOID and never sent."""
         db.add(
             OutboxMessage(
                 user_id=user_id,
                 kind=kind,
-                state=state,
+                state=WAITING,
                 recipient=recipient,
                 display_name=name[:129],
                 subject=message.subject,
                 message_id=new_message_id(self.sender),
-                body=message.body if state == WAITING else None,
+                body=message.body if recipient else None,
                 created_at=at,
                 next_attempt_at=at,
             )
         )
-        if state == WAITING:
-            self._wake_after_commit(db)
+        self._wake_after_commit(db)
 
     def _wake_after_commit(self, db: AsyncSession) -> None:
         session = db.sync_session
@@ -164,14 +167,17 @@ async def claim(database: Database, *, at: float, lease: float, limit: int) -> l
     return claimed
 
 
-async def mark_sent(database: Database, ids: list[int], *, at: float) -> None:
-    if ids:
+async def mark_sent(database: Database, ids: list[int], *, void: list[int], at: float) -> None:
+    """Record messages handed over (their body erased) and stand-ins settled, in one go."""
+    if ids or void:
         async with database.write() as db:
-            await db.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_(ids))
-                .values(state=SENT, body=None, sent_at=at)
-            )
+            for state, chosen in ((SENT, ids), (VOID, void)):
+                if chosen:
+                    await db.exec(
+                        update(OutboxMessage)
+                        .where(col(OutboxMessage.id).in_(chosen))
+                        .values(state=state, body=None, sent_at=at)
+                    )
 
 
 async def retry_at(database: Database, retries: dict[int, float]) -> None:

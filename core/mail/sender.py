@@ -105,24 +105,27 @@ class Sender:
     async def _deliver(self, batch: Sequence[outbox.Claimed]) -> None:
         sent: list[int] = []
         refused: list[int] = []
-        pending = list(batch)
+        # Stand-ins (no recipient) are settled like the rest, without being handed over.
+        void = [claimed.id for claimed in batch if not claimed.recipient]
+        pending = [claimed for claimed in batch if claimed.recipient]
         in_flight: int | None = None
         error: Exception | None = None
         started = time.monotonic()
         try:
-            async with self.delivery.open() as transport:
-                while pending and time.monotonic() - started < PASS_BUDGET:
-                    claimed = pending[0]
-                    in_flight = claimed.id
-                    try:
-                        await transport.send(self._message(claimed))
-                    except PermanentFailure as exc:
-                        logger.error("mail %s refused for good: %s", claimed.id, exc)
-                        refused.append(claimed.id)
-                    else:
-                        sent.append(claimed.id)
-                    in_flight = None
-                    pending.pop(0)
+            if pending:
+                async with self.delivery.open() as transport:
+                    while pending and time.monotonic() - started < PASS_BUDGET:
+                        claimed = pending[0]
+                        in_flight = claimed.id
+                        try:
+                            await transport.send(self._message(claimed))
+                        except PermanentFailure as exc:
+                            logger.error("mail %s refused for good: %s", claimed.id, exc)
+                            refused.append(claimed.id)
+                        else:
+                            sent.append(claimed.id)
+                        in_flight = None
+                        pending.pop(0)
         except Exception as exc:
             error = exc
         except asyncio.CancelledError:
@@ -130,12 +133,12 @@ class Sender:
             # been handed over, so it keeps its lease (sent again later: at least once);
             # the untouched rest is due again at once, for any instance.
             at = now()
-            await outbox.mark_sent(self.database, sent, at=at)
+            await outbox.mark_sent(self.database, sent, void=void, at=at)
             await outbox.mark_failed(self.database, refused)
             await outbox.retry_at(self.database, {c.id: at for c in pending if c.id != in_flight})
             raise
         at = now()
-        await outbox.mark_sent(self.database, sent, at=at)
+        await outbox.mark_sent(self.database, sent, void=void, at=at)
         await outbox.mark_failed(self.database, refused)
         if pending:
             await self._reschedule(pending, error, at)
