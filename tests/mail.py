@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import re
@@ -12,7 +13,10 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from sqlalchemy import text
 
+from core.config import Settings
+from core.db import Database
 from tests.servers import free_port
 
 TOKEN = re.compile(r"token=([A-Za-z0-9_-]+)")
@@ -111,3 +115,17 @@ class Mailbox:
     def pending(self) -> list[Received]:
         """Messages that arrived and were not taken with `next`."""
         return self.messages()[self._taken :]
+
+
+def query(settings: Settings, sql: str, **params: Any) -> list[Any]:
+    """Rows straight from the test's database."""
+
+    async def run() -> list[Any]:
+        database = Database(settings)
+        try:
+            async with database.engine.connect() as connection:
+                return list((await connection.execute(text(sql), params)).all())
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())

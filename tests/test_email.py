@@ -7,19 +7,14 @@ answer and the same database work for unknown accounts.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any
 
 import pytest
-from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from core import email_flows
-from core.config import Settings
-from core.db import Database
 from tests.faces import Face
-from tests.mail import Mailbox, Received
+from tests.mail import Mailbox, Received, query
 from tests.types import MakeClient, MakeSettings
 
 PASSWORD = "correct horse battery"
@@ -31,20 +26,6 @@ UNUSABLE = "token: " + email_flows.UNUSABLE_LINK
 def client(make_client: MakeClient, mailbox: Mailbox) -> TestClient:
     """The app sending through the test's SMTP server (the `face` fixture uses this)."""
     return make_client(smtp_url=mailbox.url)
-
-
-def query(settings: Settings, sql: str, **params: Any) -> list[Any]:
-    """Rows straight from the test's database."""
-
-    async def run() -> list[Any]:
-        database = Database(settings)
-        try:
-            async with database.engine.connect() as connection:
-                return list((await connection.execute(text(sql), params)).all())
-        finally:
-            await database.dispose()
-
-    return asyncio.run(run())
 
 
 def signup(face: Face, mailbox: Mailbox, login: str = "alice") -> Received:

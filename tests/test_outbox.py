@@ -29,11 +29,11 @@ from core.mail import outbox, sender
 from core.mail.delivery import FileDelivery, SmtpDelivery
 from core.mail.message import build, parse_sender
 from core.mail.templates import render
-from tests.mail import Mailbox, parse
+from tests.mail import Mailbox, parse, query
 from tests.servers import free_port
-from tests.test_email import PASSWORD, query
 from tests.types import MakeClient, MakeSettings, StartServer
 
+PASSWORD = "correct horse battery"
 ALICE = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
 
 
