@@ -20,11 +20,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import pages
+from app.link_pages import link_page_routes
 from app.metrics import metrics_endpoint, process_exited, sample_forever
 from app.observe import Observe, RouteTemplates
 from app.web import RequestLimits, SecurityHeaders
 from core import avatars
 from core.config import Settings
+from core.mail.delivery import delivery_for
+from core.mail.sender import Sender
 from core.runtime import Runtime
 from rest_compat.openapi import openapi_document
 from rest_compat.translator import DOCUMENT_PATH, message_response, rest_routes
@@ -45,6 +48,8 @@ REQUEST_TIMEOUT = 120.0
 
 def create_app(settings: Settings) -> ASGIApp:
     runtime = Runtime.create(settings)
+    # Email: delivers the outbox's messages in the background (core/mail/sender.py).
+    sender = Sender(runtime.db, runtime.outbox, delivery_for(settings.smtp_url, settings.mail_dir))
     schema = create_schema(settings)
     openapi = openapi_document()
     pages.assets()  # fail at start-up, not at the first browser, when they are not installed
@@ -78,7 +83,9 @@ def create_app(settings: Settings) -> ASGIApp:
         gc.collect()
         gc.freeze()
         sampler = asyncio.create_task(sample_forever(runtime))
+        sender.start()
         yield
+        await sender.stop()
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
@@ -105,6 +112,7 @@ def create_app(settings: Settings) -> ASGIApp:
         # Pages for browsers (GraphiQL is the /graphql view's own page) and their files.
         Route("/docs", pages.docs, methods=["GET"]),
         Route("/assets/{path:path}", pages.asset, methods=["GET"]),
+        *link_page_routes(),
     ]
     app = Starlette(
         routes=routes,

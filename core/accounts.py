@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import devices, metrics, rules, sessions, throttle
+from core import devices, email_flows, metrics, rules, sessions, throttle
 from core.db import now
 from core.devices import NewDevice
 from core.errors import Conflict, Forbidden, NotAuthenticated
@@ -69,6 +69,8 @@ async def signup(
             db.add(user)
             await db.flush()
             assert user.id is not None
+            # Email: a verification message, in this transaction (core/email_flows.py).
+            await email_flows.on_signup(rt, db, user)
             return await _sign_in(db, rt, user.id, replacing=replacing, device=None)
     except IntegrityError as exc:
         raise _conflict(exc) from None
@@ -156,10 +158,16 @@ async def update_profile(
         values["lastname"] = rules.name(lastname, "lastname")
     try:
         async with rt.db.write() as db:
+            # Email: a new address is verified anew, the old one told (core/email_flows.py).
+            old = (
+                None if email is None else await email_flows.current_address(db, principal.user_id)
+            )
             if values:
                 await db.exec(
                     update(User).where(col(User.id) == principal.user_id).values(**values)
                 )
+            if old is not None:
+                await email_flows.on_email_change(rt, db, user_id=principal.user_id, old=old)
             return await _profile(db, principal.user_id)
     except IntegrityError as exc:
         raise _conflict(exc) from None
@@ -191,6 +199,8 @@ async def change_password(
                 update(User).where(col(User.id) == principal.user_id).values(password_hash=hashed)
             )
             await sessions.end_all(db, principal.user_id)
+            # Email: a notice to the account's address (core/email_flows.py).
+            await email_flows.on_password_changed(rt, db, principal.user_id)
             return await sessions.start(
                 db, user_id=principal.user_id, ttl=rt.settings.session_ttl_seconds
             )
@@ -215,11 +225,6 @@ async def recheck_password(rt: Runtime, user: User, password: str, *, client: st
     return True
 
 
-async def clear_failed_logins(db: AsyncSession, rt: Runtime, user_id: int) -> None:
-    """Forget the account's failed logins (a password reset does)."""
-    await throttle.clear(db, _account(rt, user_id))
-
-
 async def delete_account(rt: Runtime, principal: Principal) -> None:
     """Remove the user; their sessions and avatar go with them (ON DELETE CASCADE)."""
     async with rt.db.write() as db:
@@ -239,8 +244,9 @@ def _account(rt: Runtime, user_id: int | None, *, typed: str = "") -> throttle.K
     """The failed-login count an attempt goes to: the account's, whichever of its login or
     email was typed; for a name that is no account, that name's own (so a locked account
     and an unknown name answer alike)."""
-    name = f"user:{user_id}" if user_id is not None else f"name:{rules.lookup_key(typed) or typed}"
-    return rt.limits.login_account.key(name)
+    if user_id is not None:
+        return rt.limits.account(user_id)
+    return rt.limits.login_account.key(f"name:{rules.lookup_key(typed) or typed}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,17 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https:// (OTLP over HTTP)")
         return value
 
+    # Email (verification, password reset, notices; core/mail/). SMTP_URL empty writes each
+    # message as a .eml file into MAIL_DIR instead of sending it. APP_URL is the base of the
+    # links in messages (empty: PUBLIC_URL, else http://HOST:PORT; see `app_base_url`).
+    smtp_url: str = ""
+    mail_from: str = "Accounts <no-reply@localhost>"
+    mail_dir: str = "var/mail"
+    app_url: str = ""
+    email_token_ttl_seconds: int = Field(default=86400, ge=60)
+    password_reset_ttl_seconds: int = Field(default=1800, ge=60)
+    emails_per_account_per_hour: int = Field(default=5, ge=1)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -148,6 +159,35 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @field_validator("app_url")
+    @classmethod
+    def _check_app_url(cls, value: str) -> str:
+        return cls._check_public_url(value)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str) -> str:
+        if value:
+            # Parsed where it is used; checked here so a typo stops start-up, not the sender.
+            from core.mail.delivery import parse_smtp_url
+
+            parse_smtp_url(value)
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _check_mail_from(cls, value: str) -> str:
+        from core.mail.message import parse_sender
+
+        parse_sender(value)
+        return value
+
+    @property
+    def app_base_url(self) -> str:
+        """Where the links in messages point: APP_URL, else PUBLIC_URL, else HOST:PORT."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return self.app_url or self.public_url or f"http://{host}:{self.port}"
 
     @property
     def is_sqlite(self) -> bool:

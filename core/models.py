@@ -22,6 +22,9 @@ class User(SQLModel, table=True):
     lastname: str = Field(default="", max_length=NAME_MAX)
     password_hash: str = Field(max_length=128)
     created_at: float
+    # Email: set by following a verification link (or a password reset sent to this
+    # address); cleared when the address changes.
+    email_verified: bool = Field(default=False)
 
 
 class Session(SQLModel, table=True):
@@ -71,6 +74,26 @@ class Device(SQLModel, table=True):
     expires_at: float = Field(index=True)
 
 
+# Email (core/mail/, core/email_flows.py) ------------------------------------------------
+
+
+class EmailToken(SQLModel, table=True):
+    """A verification or password-reset token; only its SHA-256 is kept."""
+
+    __tablename__ = "email_tokens"
+    __table_args__ = (Index("ix_email_tokens_user_kind", "user_id", "kind"),)
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    # Null for the stand-in a reset request for an unknown account writes (the same work
+    # either way); such a row can never be used.
+    user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="CASCADE")
+    kind: str = Field(max_length=16)
+    # The address (its case-insensitive key) the token was sent to.
+    email_key: str = Field(max_length=EMAIL_MAX)
+    created_at: float
+    expires_at: float = Field(index=True)
+
+
 class PersistedDocument(SQLModel, table=True):
     """A GraphQL document a client registered under its SHA-256 (automatic persisted queries)."""
 
@@ -81,3 +104,31 @@ class PersistedDocument(SQLModel, table=True):
     # UTF-8 bytes of `document`, so the store's total size is one SUM away.
     size: int
     last_used_at: float = Field(index=True)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message to deliver, written in the transaction of the change that causes it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_state_due", "state", "next_attempt_at"),
+        Index("ix_outbox_user_created", "user_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Kept when the account goes: a committed message is still delivered.
+    user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    kind: str = Field(max_length=16)
+    state: str = Field(max_length=16)
+    recipient: str = Field(max_length=EMAIL_MAX)
+    display_name: str = Field(default="", max_length=2 * NAME_MAX + 1)
+    subject: str = Field(max_length=200)
+    message_id: str = Field(max_length=200)
+    # The text, until it is sent (it may hold a token); erased then.
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: float
+    next_attempt_at: float
+    attempts: int = Field(default=0)
+    sent_at: float | None = Field(default=None)
+    # The request that caused the message: the sender logs its work under this id.
+    request_id: str | None = Field(default=None, max_length=128)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from core.config import Settings
 from core.db import Database
 from core.images import ImageWork
+from core.mail.message import parse_sender
+from core.mail.outbox import Outbox
 from core.security import PasswordHasher
 from core.throttle import Limits
 
@@ -18,6 +20,7 @@ class Runtime:
     passwords: PasswordHasher
     images: ImageWork
     limits: Limits
+    outbox: Outbox
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -27,4 +30,5 @@ class Runtime:
             passwords=PasswordHasher(settings.bcrypt_rounds),
             images=ImageWork(),
             limits=Limits.from_settings(settings),
+            outbox=Outbox(parse_sender(settings.mail_from)),
         )

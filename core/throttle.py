@@ -93,6 +93,10 @@ class Limits:
     password_resets: Limit
     avatar_uploads: Limit
 
+    def account(self, user_id: int) -> Key:
+        """An account's failed-login count, whichever of its login or email was typed."""
+        return self.login_account.key(f"user:{user_id}")
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         window = settings.login_failure_window_seconds

@@ -24,6 +24,16 @@ PROFILE = {
     },
     "required": ["username", "email", "firstname", "lastname", "avatar"],
 }
+ACCOUNT = {
+    "type": "object",
+    "properties": {
+        "email": {"type": "string"},
+        "email_verified": {"type": "boolean"},
+        "totp_enabled": {"type": "boolean"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+    "required": ["email", "email_verified", "totp_enabled", "created_at"],
+}
 MESSAGE = {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}
 
 
@@ -66,7 +76,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Accounts API (REST compatibility layer)", "version": "1.0.0"},
         "components": {
-            "schemas": {"Profile": PROFILE, "Message": MESSAGE},
+            "schemas": {"Profile": PROFILE, "Message": MESSAGE, "Account": ACCOUNT},
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "session_id"}
             },
@@ -76,7 +86,7 @@ def openapi_document() -> dict[str, Any]:
 
 
 def _operation(endpoint: Endpoint, method: str) -> dict[str, Any]:
-    result = "Profile" if endpoint.result == "profile" else "Message"
+    result = {"profile": "Profile", "message": "Message", "account": "Account"}[endpoint.result]
     operation: dict[str, Any] = {
         # operationIds are unique: a second method of one row gets a suffix.
         "operationId": endpoint.operation

@@ -31,10 +31,12 @@ class Endpoint:
     path: str
     operation: str
     summary: str
-    result: Literal["profile", "message"]
+    result: Literal["profile", "message", "account"]
     errors: tuple[int, ...]
     # A JSON body becomes the operation's `input` variable, field by field.
     fields: dict[str, Field] | None = None
+    # ... or, when set, the operation's variables themselves (for `verifyEmail(token:)`).
+    fields_are_variables: bool = False
     # Fields the client may send and the endpoint ignores (echoed read-only data).
     ignored: frozenset[str] = frozenset()
     # A multipart upload: (form field, GraphQL variable).
@@ -134,5 +136,59 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         result="profile",
         upload=("avatar", "file"),
         errors=(400, 403, 413, 415),
+    ),
+    # Email (core/email_flows.py): verification, password reset, the account's status.
+    Endpoint(
+        ("POST",),
+        "/email/verify",
+        "VerifyEmail",
+        "Confirm the email address with the token from a verification link",
+        result="message",
+        message="Email address verified",
+        fields={"token": Field("token")},
+        fields_are_variables=True,
+        session=False,
+        errors=(400, 413, 415),
+    ),
+    Endpoint(
+        ("POST",),
+        "/email/verification",
+        "SendVerificationEmail",
+        "Send a new verification message (none when the address is already verified)",
+        result="message",
+        message="Unless the address is already verified, a verification message is on its way",
+        errors=(403, 429),
+    ),
+    Endpoint(
+        ("POST",),
+        "/password/forgot",
+        "RequestPasswordReset",
+        "Email a password reset link to the account with this login or email, if any",
+        result="message",
+        message="If an account has this login or email, a reset link is on its way to it",
+        fields={"login": Field("login")},
+        fields_are_variables=True,
+        session=False,
+        errors=(400, 413, 415, 429),
+    ),
+    Endpoint(
+        ("POST",),
+        "/password/reset",
+        "ResetPassword",
+        "Set a new password with the token from a reset link; every session ends",
+        result="message",
+        message="Password reset; log in with the new password",
+        fields={"token": Field("token"), "new_password": Field("newPassword", schema=PASSWORD)},
+        session=False,
+        errors=(400, 413, 415),
+    ),
+    Endpoint(
+        ("GET",),
+        "/account",
+        "Account",
+        "The account's email, whether it is verified, second factor, creation time",
+        result="account",
+        null_means_logged_out=True,
+        errors=(403,),
     ),
 )

@@ -42,6 +42,14 @@ STATUS_BY_CODE = {
     "TOO_MANY_REQUESTS": 429,
 }
 
+# GraphQL's field names → the REST account object's keys.
+ACCOUNT_KEYS = {
+    "email": "email",
+    "emailVerified": "email_verified",
+    "totpEnabled": "totp_enabled",
+    "createdAt": "created_at",
+}
+
 
 class BadRequest(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -136,7 +144,8 @@ def _handler(
 
 async def _variables(request: Request, endpoint: Endpoint) -> dict[str, Any]:
     if endpoint.fields is not None:
-        return {"input": _input(endpoint, await _json_object(request))}
+        values = _input(endpoint, await _json_object(request))
+        return values if endpoint.fields_are_variables else {"input": values}
     if endpoint.upload is not None:
         form_field, variable = endpoint.upload
         return {variable: await _upload(request, form_field)}
@@ -204,6 +213,8 @@ def _response(endpoint: Endpoint, result: ExecutionResult) -> Response:
         return message_response(403, "You must be logged in")
     if endpoint.result == "message":
         return message_response(200, endpoint.message)
+    if endpoint.result == "account":
+        return JSONResponse({ACCOUNT_KEYS[name]: item for name, item in value.items()})
     # The legacy contract spells "no avatar" as an empty string, GraphQL as null.
     return JSONResponse({**value, "avatar": value["avatar"] or ""})
 

@@ -7,14 +7,21 @@ from graphql import GraphQLError
 from strawberry.file_uploads import Upload
 from strawberry.types import ExecutionContext
 
-from core import accounts, avatars, images
+from core import accounts, avatars, email_flows, images
 from core.config import Settings
 from core.errors import InvalidInput
 from schema.context import Context
 from schema.documents import Documents, PreparedDocuments
 from schema.errors import log_unexpected
 from schema.tracing import OperationSpan, OperationSpans, no_span
-from schema.types import LoginInput, PasswordInput, Profile, ProfileInput, SignupInput
+from schema.types import (
+    LoginInput,
+    PasswordInput,
+    Profile,
+    ProfileInput,
+    ResetPasswordInput,
+    SignupInput,
+)
 
 Info = strawberry.Info[Context, None]
 
@@ -106,6 +113,41 @@ class Mutation:
         # One byte past the limit is enough for the service to tell it is too large.
         data = await read(info.context.runtime.settings.avatar_max_bytes + 1)
         return _profile(info, await avatars.replace(info.context.runtime, principal, data))
+
+    @strawberry.mutation(description="Confirm the email address with the token from its link")
+    async def verify_email(self, info: Info, token: str) -> bool:
+        await email_flows.verify_email(info.context.runtime, token=token)
+        return True
+
+    @strawberry.mutation(
+        description="Send a new verification message (none when the address is verified)"
+    )
+    async def send_verification_email(self, info: Info) -> bool:
+        principal = await info.context.require_principal()
+        await email_flows.send_verification(info.context.runtime, principal)
+        return True
+
+    @strawberry.mutation(
+        description="Email a reset link to the account with this login or email, if any; "
+        "always true"
+    )
+    async def request_password_reset(self, info: Info, login: str) -> bool:
+        await email_flows.request_password_reset(
+            info.context.runtime, login=login, client=info.context.client
+        )
+        return True
+
+    @strawberry.mutation(
+        description="Set a new password with the token from a reset link; every session ends"
+    )
+    async def reset_password(self, info: Info, input: ResetPasswordInput) -> bool:
+        await email_flows.reset_password(
+            info.context.runtime,
+            token=input.token,
+            new_password=input.new_password,
+            client=info.context.client,
+        )
+        return True
 
 
 class Schema(strawberry.Schema):

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 import strawberry
 
-from core import accounts, avatars
+from core import accounts, avatars, email_flows
+
+if TYPE_CHECKING:
+    from schema.context import Context
 
 
 @strawberry.type
@@ -14,6 +21,27 @@ class Profile:
     firstname: str
     lastname: str
     avatar: str | None = strawberry.field(description="URL of the avatar; null when none")
+    # Every Profile the API returns is the caller's own; the account's status (email) is
+    # looked up only when one of its fields is asked for, once per Profile.
+    _status: strawberry.Private[list[email_flows.AccountStatus]] = field(default_factory=list)
+
+    @strawberry.field(description="Whether the email address has been verified")
+    async def email_verified(self, info: strawberry.Info[Context, None]) -> bool:
+        return (await self._account(info)).email_verified
+
+    @strawberry.field(description="Whether a second factor (TOTP) is required at login")
+    async def totp_enabled(self, info: strawberry.Info[Context, None]) -> bool:
+        return (await self._account(info)).totp_enabled
+
+    @strawberry.field(description="When the account was created")
+    async def created_at(self, info: strawberry.Info[Context, None]) -> datetime:
+        return (await self._account(info)).created_at
+
+    async def _account(self, info: strawberry.Info[Context, None]) -> email_flows.AccountStatus:
+        if not self._status:
+            principal = await info.context.require_principal()
+            self._status.append(await email_flows.account_status(info.context.runtime, principal))
+        return self._status[0]
 
     @classmethod
     def from_service(cls, profile: accounts.Profile, public_url: str) -> Profile:
@@ -50,4 +78,10 @@ class ProfileInput:
 @strawberry.input
 class PasswordInput:
     old_password: str
+    new_password: str
+
+
+@strawberry.input
+class ResetPasswordInput:
+    token: str = strawberry.field(description="The token from the reset link")
     new_password: str

@@ -19,6 +19,7 @@ import core.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.server import create_app
 from core.config import Settings
 from tests.faces import FACES, Face
+from tests.mail import Mailbox
 from tests.servers import Server
 from tests.types import MakeClient, MakeFace, MakeSettings, StartServer
 
@@ -87,9 +88,14 @@ def database_url(tmp_path: Path, postgres_url: str | None) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_settings(database_url: str) -> MakeSettings:
+def make_settings(database_url: str, tmp_path: Path) -> MakeSettings:
     def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {"database_url": database_url, "bcrypt_rounds": 4}
+        values: dict[str, object] = {
+            "database_url": database_url,
+            "bcrypt_rounds": 4,
+            # Messages (.eml files, unless a test sets SMTP_URL) stay in the test's directory.
+            "mail_dir": str(tmp_path / "mail"),
+        }
         return Settings.model_validate(values | overrides)
 
     return make
@@ -201,3 +207,11 @@ def module_server(
             yield server.wait_ready()
         finally:
             server.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free port, collecting what it is sent."""
+    box = Mailbox().start()
+    yield box
+    box.stop()

@@ -15,6 +15,12 @@ from starlette.testclient import TestClient
 from rest_compat.translator import STATUS_BY_CODE
 
 PROFILE_FIELDS = "username email firstname lastname avatar"
+ACCOUNT_KEYS = {
+    "email": "email",
+    "emailVerified": "email_verified",
+    "totpEnabled": "totp_enabled",
+    "createdAt": "created_at",
+}
 UPLOAD = "mutation($f: Upload!) {{ r: updateAvatar(file: $f) {{ {fields} }} }}"
 
 
@@ -24,6 +30,9 @@ class Outcome:
     profile: dict[str, Any] | None = None
     message: str = ""
     retry_after: int | None = None
+    # GET /account's object; GraphQL's `me { email emailVerified totpEnabled createdAt }`
+    # under the same keys.
+    account: dict[str, Any] | None = None
 
 
 def send_json(client: TestClient, method: str, url: str, body: object) -> Any:
@@ -64,6 +73,21 @@ class Face:
     ) -> Outcome:
         raise NotImplementedError
 
+    def verify_email(self, token: str) -> Outcome:
+        raise NotImplementedError
+
+    def send_verification(self) -> Outcome:
+        raise NotImplementedError
+
+    def request_password_reset(self, login: str) -> Outcome:
+        raise NotImplementedError
+
+    def reset_password(self, token: str, new_password: str) -> Outcome:
+        raise NotImplementedError
+
+    def account(self) -> Outcome:
+        raise NotImplementedError
+
 
 class Rest(Face):
     name = "rest"
@@ -96,6 +120,25 @@ class Rest(Face):
         self, data: bytes, filename: str = "a.png", mime: str = "image/png"
     ) -> Outcome:
         return self._outcome(self.client.put("/avatar", files={"avatar": (filename, data, mime)}))
+
+    def verify_email(self, token: str) -> Outcome:
+        return self._outcome(send_json(self.client, "POST", "/email/verify", {"token": token}))
+
+    def send_verification(self) -> Outcome:
+        return self._outcome(self.client.post("/email/verification"))
+
+    def request_password_reset(self, login: str) -> Outcome:
+        return self._outcome(send_json(self.client, "POST", "/password/forgot", {"login": login}))
+
+    def reset_password(self, token: str, new_password: str) -> Outcome:
+        body = {"token": token, "new_password": new_password}
+        return self._outcome(send_json(self.client, "POST", "/password/reset", body))
+
+    def account(self) -> Outcome:
+        response = self.client.get("/account")
+        if response.status_code != 200:
+            return self._outcome(response)
+        return Outcome(200, account=response.json())
 
     @staticmethod
     def _outcome(response: Any) -> Outcome:
@@ -164,6 +207,31 @@ class GraphQL(Face):
             headers={"apollo-require-preflight": "true"},
         )
         return self._outcome(response)
+
+    def verify_email(self, token: str) -> Outcome:
+        return self._run("mutation($t: String!) { r: verifyEmail(token: $t) }", {"t": token})
+
+    def send_verification(self) -> Outcome:
+        return self._run("mutation { r: sendVerificationEmail }")
+
+    def request_password_reset(self, login: str) -> Outcome:
+        return self._run(
+            "mutation($l: String!) { r: requestPasswordReset(login: $l) }", {"l": login}
+        )
+
+    def reset_password(self, token: str, new_password: str) -> Outcome:
+        return self._run(
+            "mutation($i: ResetPasswordInput!) { r: resetPassword(input: $i) }",
+            {"i": {"token": token, "newPassword": new_password}},
+        )
+
+    def account(self) -> Outcome:
+        outcome = self._run(f"{{ r: me {{ {' '.join(ACCOUNT_KEYS)} }} }}")
+        if outcome.status != 200:
+            return outcome
+        if outcome.profile is None:
+            return Outcome(403, message="me is null")
+        return Outcome(200, account={ACCOUNT_KEYS[k]: v for k, v in outcome.profile.items()})
 
     def _run(self, query: str, variables: dict[str, Any] | None = None) -> Outcome:
         response = send_json(

@@ -66,6 +66,7 @@ class Server:
             "PORT": str(self.port),
             "DATABASE_URL": database_url,
             "BCRYPT_ROUNDS": "4",
+            "MAIL_DIR": str(log_dir / "mail"),
             **settings,
         }
         with self.log_path.open("wb") as log:

@@ -11,11 +11,9 @@ from sqlalchemy import text
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from core import accounts, security, sessions
+from core import security
 from core.config import Settings
 from core.db import Database
-from core.errors import NotAuthenticated, TooManyRequests
-from core.runtime import Runtime
 from schema.context import client_address
 from tests.asgi import Call, statuses
 from tests.faces import Face
@@ -239,31 +237,3 @@ def test_ipv4_mapped_addresses_count_as_their_ipv4_address(make_client: MakeClie
     for address in ("192.0.2.1", "::ffff:192.0.2.1"):
         assert client.post("/login", json=WRONG, headers=_from(address)).status_code == 403
     assert client.post("/login", json=WRONG, headers=_from("192.0.2.1")).status_code == 429
-
-
-def test_clearing_an_accounts_failed_logins_lets_it_in_again(make_settings: MakeSettings) -> None:
-    # What a password reset will do; the service call, without HTTP.
-    async def scenario() -> None:
-        rt = Runtime.create(make_settings(login_failures_per_account=2))
-        try:
-            await rt.db.migrate()
-            signed_in = await accounts.signup(
-                rt, login="alice", password=PASSWORD, email="a@b.co", client="192.0.2.1"
-            )
-            principal = await sessions.resolve(rt.db, signed_in.session.token)
-            assert principal is not None
-            attempt = {"login": "alice", "client": "192.0.2.1"}
-            for _ in range(2):
-                with pytest.raises(NotAuthenticated):
-                    await accounts.authenticate(rt, password="wrong guess", **attempt)
-            with pytest.raises(TooManyRequests) as refused:
-                await accounts.authenticate(rt, password=PASSWORD, **attempt)
-            assert refused.value.limit == "login_failures_per_account"
-            async with rt.db.write() as db:
-                await accounts.clear_failed_logins(db, rt, principal.user_id)
-            await accounts.authenticate(rt, password=PASSWORD, **attempt)
-        finally:
-            rt.passwords.close()
-            await rt.db.dispose()
-
-    asyncio.run(scenario())

@@ -1,0 +1,1 @@
+"""Email: the transactional outbox, message templates, delivery and the background sender."""

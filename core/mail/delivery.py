@@ -1,0 +1,143 @@
+"""Where messages go: `.eml` files in MAIL_DIR (the default), or an SMTP server (SMTP_URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+# Per SMTP command; a server slower than this is treated as down and retried later.
+SMTP_TIMEOUT = 20.0
+
+
+class PermanentFailure(Exception):
+    """The server refused this message for good (e.g. every recipient rejected with 5xx);
+    retrying cannot help."""
+
+
+class Transport(Protocol):
+    async def send(self, message: EmailMessage) -> None:
+        """Hand one message over. PermanentFailure: never retry it; any other exception:
+        retry later (and the rest of the batch too, the connection may be gone)."""
+
+
+class Delivery(Protocol):
+    def open(self) -> AbstractAsyncContextManager[Transport]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    host: str
+    port: int
+    implicit_tls: bool
+    username: str | None
+    password: str | None
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """`smtp://[user:password@]host[:port]` (STARTTLS when offered) or `smtps://…` (implicit
+    TLS); user and password are URL-decoded. ValueError names what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("must start with smtp:// or smtps://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValueError("must name a host, as in smtp://mail.example.com:587")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be only smtp[s]://[user:password@]host[:port]")
+    implicit_tls = parts.scheme == "smtps"
+    return SmtpTarget(
+        host=parts.hostname,
+        port=port or (465 if implicit_tls else 25),
+        implicit_tls=implicit_tls,
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+class FileDelivery:
+    """Each message becomes `<MAIL_DIR>/<Message-ID>.eml`, written atomically (a temporary
+    file renamed into place), so a reader never sees half a message and a message delivered
+    twice after a crash is the same file."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[Transport]:
+        await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+        yield self
+
+    async def send(self, message: EmailMessage) -> None:
+        await asyncio.to_thread(self._write, message)
+
+    def _write(self, message: EmailMessage) -> None:
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", str(message["Message-ID"]).strip("<>"))
+        data = message.as_bytes()
+        descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.directory / f"{stem}.eml")
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+class SmtpDelivery:
+    """One connection per batch through aiosmtplib: STARTTLS when the server offers it
+    (smtp://), or TLS from the start (smtps://), then AUTH when the URL has credentials."""
+
+    def __init__(self, url: str) -> None:
+        self.target = parse_smtp_url(url)
+        # socket.getfqdn() (aiosmtplib's default for EHLO) may wait on DNS; this does not.
+        self.local_hostname = socket.gethostname()
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[Transport]:
+        target = self.target
+        client = aiosmtplib.SMTP(
+            hostname=target.host,
+            port=target.port,
+            use_tls=target.implicit_tls,
+            start_tls=False if target.implicit_tls else None,
+            username=target.username,
+            password=target.password,
+            timeout=SMTP_TIMEOUT,
+            local_hostname=self.local_hostname,
+        )
+        async with client:
+            yield _SmtpTransport(client)
+
+
+class _SmtpTransport:
+    def __init__(self, client: aiosmtplib.SMTP) -> None:
+        self.client = client
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            await self.client.send_message(message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            if all(error.code >= 500 for error in exc.recipients):
+                raise PermanentFailure(str(exc)) from None
+            raise
+
+
+def delivery_for(smtp_url: str, mail_dir: str) -> Delivery:
+    return SmtpDelivery(smtp_url) if smtp_url else FileDelivery(mail_dir)
