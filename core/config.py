@@ -3,10 +3,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
+SECRET_KEY_MIN = 32
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -37,6 +38,11 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Account security (sessions you can see, the security log, TOTP). SECRET_KEY is the root
+    # of the keys that seal second-factor secrets (core/keys.py); unset with SQLite, a random
+    # one is kept in a file beside the database.
+    secret_key: SecretStr | None = Field(default=None, validate_default=True)
+    security_event_retention_days: int = Field(default=90, ge=1, le=36500)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -75,6 +81,20 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            value = None  # an empty variable is an unset one
+        if value is None:
+            # Instances sharing a PostgreSQL database must share the key, so none is made up.
+            if not str(info.data.get("database_url", "sqlite")).startswith("sqlite"):
+                raise ValueError("required with PostgreSQL: any string of at least 32 characters")
+            return None
+        if len(value.get_secret_value()) < SECRET_KEY_MIN:
+            raise ValueError(f"must be at least {SECRET_KEY_MIN} characters")
         return value
 
     @property

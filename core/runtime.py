@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from core.config import Settings
 from core.db import Database
 from core.images import ImageWork
+from core.keys import Keys, load
 from core.security import PasswordHasher
 from core.throttle import Limits
 
@@ -18,6 +19,7 @@ class Runtime:
     passwords: PasswordHasher
     images: ImageWork
     limits: Limits
+    keys: Keys
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -31,4 +33,5 @@ class Runtime:
                 per_client=settings.login_failures_per_ip,
                 window=settings.login_failure_window_seconds,
             ),
+            keys=load(settings),
         )

@@ -42,6 +42,21 @@ async def record_failure(db: AsyncSession, *, account: str, client: str, at: flo
     db.add(LoginFailure(account=account, client=client, at=at))
 
 
+async def forgive(db: AsyncSession, *, account: str, client: str, at: float) -> None:
+    """Take back one attempt counted in advance that turned out not to be a failure."""
+    one = (
+        select(LoginFailure.id)
+        .where(
+            col(LoginFailure.account) == account,
+            col(LoginFailure.client) == client,
+            col(LoginFailure.at) == at,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    await db.exec(delete(LoginFailure).where(col(LoginFailure.id) == one))
+
+
 async def clear(db: AsyncSession, *, account: str) -> None:
     await db.exec(delete(LoginFailure).where(col(LoginFailure.account) == account))
 

@@ -19,7 +19,7 @@ import core.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.server import create_app
 from core.config import Settings
 from tests.faces import FACES, Face
-from tests.servers import Server
+from tests.servers import TEST_SECRET_KEY, Server
 from tests.types import MakeClient, MakeSettings, StartServer
 
 POSTGRES_ADMIN = os.environ.get(
@@ -90,7 +90,10 @@ def database_url(tmp_path: Path, postgres_url: str | None) -> Iterator[str]:
 def make_settings(database_url: str) -> MakeSettings:
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {"database_url": database_url, "bcrypt_rounds": 4}
-        return Settings.model_validate(values | overrides)
+        values |= overrides
+        if str(values["database_url"]).startswith("postgresql"):
+            values.setdefault("secret_key", TEST_SECRET_KEY)
+        return Settings.model_validate(values)
 
     return make
 

@@ -21,6 +21,7 @@ import core.models  # noqa: F401
 from core.config import Settings, SettingsError, load_settings
 from core.db import Database
 from core.security import SCHEME, VERSION
+from tests.servers import TEST_SECRET_KEY
 from tests.types import MakeClient, MakeSettings
 
 
@@ -81,7 +82,7 @@ def test_migrations_match_models(make_settings: MakeSettings) -> None:
 def test_concurrent_migrations_of_a_fresh_database_run_one_at_a_time(
     fresh_database_url: str,
 ) -> None:
-    settings = Settings(database_url=fresh_database_url)
+    settings = Settings(database_url=fresh_database_url, secret_key=TEST_SECRET_KEY)
 
     async def migrate_together() -> int:
         databases = [Database(settings) for _ in range(4)]

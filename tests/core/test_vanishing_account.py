@@ -35,7 +35,9 @@ def _delete_first(
 
 async def _signed_up(rt: Runtime) -> Principal:
     await rt.db.migrate()
-    _, session = await accounts.signup(rt, login="alice", password=PASSWORD, email="a@b.co")
+    _, session = await accounts.signup(
+        rt, login="alice", password=PASSWORD, email="a@b.co", client="t", user_agent="test"
+    )
     principal = await sessions.resolve(rt.db, session.token)
     assert principal is not None
     return principal
@@ -58,6 +60,7 @@ def test_password_change_of_an_account_deleted_meanwhile(
                     old_password=PASSWORD,
                     new_password="another passphrase",
                     client="t",
+                    user_agent="test",
                 )
         finally:
             rt.passwords.close()
