@@ -44,7 +44,11 @@ class Face:
 
     def beside(self, user_agent: str) -> Face:
         """Another browser on the same service: its own cookies, its own user agent."""
-        return type(self)(TestClient(self.client.app, headers={"user-agent": user_agent}))
+        other = TestClient(self.client.app, headers={"user-agent": user_agent})
+        # Requests run on the first client's event loop, where the app's lifespan runs and
+        # its connection pool lives (asyncpg's connections belong to one loop).
+        other.portal = self.client.portal
+        return type(self)(other)
 
     def signup(self, login: str, password: str, email: str) -> Outcome:
         raise NotImplementedError

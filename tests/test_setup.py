@@ -185,3 +185,38 @@ def test_new_sqlite_database_opened_while_another_connection_writes(tmp_path: Pa
     finally:
         release.join()
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_secret_key_shorter_than_32_characters_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SECRET_KEY", "x" * 31)
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load_settings()
+    monkeypatch.setenv("SECRET_KEY", "x" * 32)
+    assert load_settings().secret_key is not None
+
+
+def test_postgresql_without_secret_key_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/accounts")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load_settings()
+    result = subprocess.run(
+        [sys.executable, "-m", "app"],
+        env={**os.environ, "SECRET_KEY": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "SECRET_KEY" in result.stderr
+    monkeypatch.setenv("SECRET_KEY", "y" * 40)
+    assert load_settings().secret_key is not None
+
+
+def test_secret_key_is_not_shown_with_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", "a very secret key that nobody may see")
+    settings = load_settings()
+    assert "nobody may see" not in repr(settings) and "nobody may see" not in str(settings)
