@@ -11,17 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sqlalchemy import exists, insert, literal
+from sqlalchemy import select as select_columns
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.config import Settings
 from core.db import now
 from core.errors import InvalidInput
-from core.models import IP_ADDRESS_MAX, USER_AGENT_MAX, SecurityEvent
+from core.models import IP_ADDRESS_MAX, USER_AGENT_MAX, SecurityEvent, User
 from core.runtime import Runtime
 
 DAY = 86400
 LIMIT_MIN, LIMIT_MAX, LIMIT_DEFAULT = 1, 200, 50
+COLUMNS = ("user_id", "kind", "at", "ip_address", "user_agent")
 
 
 class Kind(StrEnum):
@@ -65,17 +68,21 @@ class Event:
 async def record(
     db: AsyncSession, settings: Settings, kind: Kind, *, user_id: int, origin: Origin
 ) -> None:
-    """Add an event to the transaction `db` is in; it commits (or not) with the change."""
+    """Add an event to the transaction `db` is in; it commits (or not) with the change.
+
+    Nothing is recorded for an account deleted meanwhile (its log went with it), so a
+    request racing a deletion is not turned into an error by its event.
+    """
     at = now()
-    db.add(
-        SecurityEvent(
-            user_id=user_id,
-            kind=kind.value,
-            at=at,
-            ip_address=origin.ip_address,
-            user_agent=origin.user_agent,
-        )
-    )
+    # sqlmodel's select takes at most four columns; SQLAlchemy's takes any number.
+    row = select_columns(
+        literal(user_id),
+        literal(kind.value),
+        literal(at),
+        literal(origin.ip_address),
+        literal(origin.user_agent),
+    ).where(exists().where(col(User.id) == user_id))
+    await db.exec(insert(SecurityEvent).from_select(COLUMNS, row))
     cutoff = at - settings.security_event_retention_days * DAY
     await db.exec(delete(SecurityEvent).where(col(SecurityEvent.at) <= cutoff))
 
