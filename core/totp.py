@@ -112,7 +112,7 @@ async def confirm(
         if row.enabled_at is not None:
             raise Conflict("Two-factor authentication is already on")
         secret = rt.keys.unseal(row.secret, user_id=principal.user_id)
-        step = _matching_step(secret, code, at=at, after=None)
+        step = matching_step(secret, code, at=at, after=None)
         if step is None:
             raise InvalidInput("code", "wrong code; check the device's clock and try again")
         switched = await db.exec(
@@ -168,7 +168,7 @@ async def check_login(
     code = _normalised(otp)
     if SIX_DIGITS.fullmatch(code):
         secret = keys.unseal(row.secret, user_id=user_id)
-        step = _matching_step(secret, code, at=at, after=row.last_step)
+        step = matching_step(secret, code, at=at, after=row.last_step)
         if step is not None and await _advance(db, user_id, step):
             return Check.CODE_ACCEPTED
     elif RECOVERY_CODE.fullmatch(code):
@@ -183,7 +183,7 @@ async def check_login(
     return Check.WRONG
 
 
-def _matching_step(secret: bytes, code: str, *, at: float, after: int | None) -> int | None:
+def matching_step(secret: bytes, code: str, *, at: float, after: int | None) -> int | None:
     """The time step (now, or one either side) whose code `code` is, if later than `after`."""
     code = _normalised(code)
     if not SIX_DIGITS.fullmatch(code):
