@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from core.events import Kind
@@ -91,7 +92,7 @@ class Endpoint:
     # `me` answers null when nobody is logged in; REST says that with a 403.
     null_means_logged_out: bool = False
 
-    @property
+    @cached_property
     def path_parameters(self) -> tuple[str, ...]:
         return tuple(PATH_PARAMETER.findall(self.path))
 
