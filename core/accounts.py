@@ -8,15 +8,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import devices, email_flows, metrics, rules, sessions, throttle
+from core import devices, email_flows, events, metrics, rules, sessions, throttle, totp
 from core.db import now
 from core.devices import NewDevice
-from core.errors import Conflict, Forbidden, NotAuthenticated
+from core.errors import Conflict, Forbidden, NotAuthenticated, TotpRequired
+from core.events import Origin
 from core.models import Avatar, User
 from core.runtime import Runtime
 from core.sessions import NewSession, Principal
 
 WRONG_CREDENTIALS = "Wrong login or password"
+TOTP_NEEDED = "Enter the code from your authenticator app (or a recovery code)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ async def signup(
     password: str,
     email: str,
     client: str,
+    user_agent: str,
     replacing: str | None = None,
 ) -> SignedIn:
     """Create an account and its first session.
@@ -51,6 +54,7 @@ async def signup(
     Sign-ups are limited per client address before the password is hashed. `replacing` is
     the session token the request carried: that session ends as the new one starts.
     """
+    origin = Origin.of(client, user_agent)
     login = rules.login(login)
     email = rules.email(email)
     rules.password(password, login=login, email=email)
@@ -71,7 +75,8 @@ async def signup(
             assert user.id is not None
             # Email: a verification message, in this transaction (core/email_flows.py).
             await email_flows.on_signup(rt, db, user)
-            return await _sign_in(db, rt, user.id, replacing=replacing, device=None)
+            await events.record(db, rt.settings, events.Kind.SIGNUP, user_id=user.id, origin=origin)
+            return await _sign_in(db, rt, user.id, replacing=replacing, device=None, origin=origin)
     except IntegrityError as exc:
         raise _conflict(exc) from None
 
@@ -83,16 +88,20 @@ async def authenticate(
     login: str,
     password: str,
     client: str,
+    user_agent: str,
+    otp: str | None = None,
     device: str | None = None,
     replacing: str | None = None,
 ) -> SignedIn:
-    """Check a login (or email) and password and start a new session.
+    """Check a login (or email) and password, then the second factor if the account has
+    one, and start a new session.
 
     `client` is the request's address, `device` its device cookie and `replacing` its
     session cookie (that session ends as the new one starts). Every attempt is counted
     before the password is checked (see _count_attempt). An unknown login is counted, costs
     the same work and gets the same answer as a wrong password.
     """
+    origin = Origin.of(client, user_agent)
     user = await _find_user(rt, login)
     user_id = user.id if user else None
     known_device = await devices.recognise(rt.db, device, user_id)
@@ -100,27 +109,70 @@ async def authenticate(
     attempt = await _count_attempt(rt, account=account, client=client, device=known_device)
     # An unknown name is checked too (against a dummy hash), so it answers as slowly.
     if not await _password_matches(rt, user, password, client=client) or user is None:
+        if user_id is not None:
+            # The security log of the account the login named shows the failure.
+            async with rt.db.write() as db:
+                await events.record(
+                    db, rt.settings, events.Kind.LOGIN_FAILED, user_id=user_id, origin=origin
+                )
         raise NotAuthenticated(WRONG_CREDENTIALS)
     assert user.id is not None
     rehashed = None
     if rt.passwords.needs_rehash(user.password_hash):
         rehashed = await rt.passwords.hash(password, client=client)
+    signed_in = None
     try:
         async with rt.db.write() as db:
-            await _forgive(db, attempt)
-            if rehashed:
-                await db.exec(
-                    update(User).where(col(User.id) == user.id).values(password_hash=rehashed)
+            # The second factor, checked after the password, in the session's transaction.
+            second = await totp.check_login(db, rt.keys, user_id=user.id, otp=otp, at=now())
+            if second is totp.Check.MISSING:
+                # Asking for the code is not a failed attempt: give back the one counted.
+                await throttle.give_back(db, attempt.taken)
+            elif second is totp.Check.WRONG:
+                # A wrong code is: the attempt counted in advance stays counted.
+                await events.record(
+                    db, rt.settings, events.Kind.LOGIN_FAILED, user_id=user.id, origin=origin
                 )
-            return await _sign_in(db, rt, user.id, replacing=replacing, device=known_device)
+            else:
+                await _forgive(db, attempt)
+                if rehashed:
+                    await db.exec(
+                        update(User).where(col(User.id) == user.id).values(password_hash=rehashed)
+                    )
+                signed_in = await _sign_in(
+                    db, rt, user.id, replacing=replacing, device=known_device, origin=origin
+                )
+                # The events of a login commit with its session.
+                await events.record(
+                    db, rt.settings, events.Kind.LOGIN, user_id=user.id, origin=origin
+                )
+                if second is totp.Check.RECOVERY_CODE_USED:
+                    await events.record(
+                        db,
+                        rt.settings,
+                        events.Kind.RECOVERY_CODE_USED,
+                        user_id=user.id,
+                        origin=origin,
+                    )
     except IntegrityError:
         # The account was deleted between the password check and now.
         raise NotAuthenticated(WRONG_CREDENTIALS) from None
+    if signed_in is None:
+        # The one place a login is refused for want of a second factor.
+        raise TotpRequired(TOTP_NEEDED)
+    return signed_in
 
 
-async def logout(rt: Runtime, principal: Principal) -> None:
+async def logout(rt: Runtime, principal: Principal, *, client: str, user_agent: str) -> None:
     async with rt.db.write() as db:
         await sessions.end(db, principal)
+        await events.record(
+            db,
+            rt.settings,
+            events.Kind.LOGOUT,
+            user_id=principal.user_id,
+            origin=Origin.of(client, user_agent),
+        )
 
 
 PROFILE_SQL = (
@@ -144,6 +196,8 @@ async def update_profile(
     email: str | None = None,
     firstname: str | None = None,
     lastname: str | None = None,
+    client: str,
+    user_agent: str,
 ) -> Profile:
     """Change the given fields; absent (None) fields stay as they are."""
     values: dict[str, str] = {}
@@ -167,7 +221,9 @@ async def update_profile(
                     update(User).where(col(User.id) == principal.user_id).values(**values)
                 )
             if old is not None:
-                await email_flows.on_email_change(rt, db, user_id=principal.user_id, old=old)
+                await email_flows.on_email_change(
+                    rt, db, user_id=principal.user_id, old=old, origin=Origin.of(client, user_agent)
+                )
             return await _profile(db, principal.user_id)
     except IntegrityError as exc:
         raise _conflict(exc) from None
@@ -180,6 +236,7 @@ async def change_password(
     old_password: str,
     new_password: str,
     client: str,
+    user_agent: str,
 ) -> NewSession:
     """Replace the password after checking the old one (see `recheck_password`).
 
@@ -201,8 +258,17 @@ async def change_password(
             await sessions.end_all(db, principal.user_id)
             # Email: a notice to the account's address (core/email_flows.py).
             await email_flows.on_password_changed(rt, db, principal.user_id)
+            origin = Origin.of(client, user_agent)
+            # Only the change itself is logged, not the sessions it ended.
+            await events.record(
+                db,
+                rt.settings,
+                events.Kind.PASSWORD_CHANGED,
+                user_id=principal.user_id,
+                origin=origin,
+            )
             return await sessions.start(
-                db, user_id=principal.user_id, ttl=rt.settings.session_ttl_seconds
+                db, user_id=principal.user_id, ttl=rt.settings.session_ttl_seconds, origin=origin
             )
     except IntegrityError:
         # The account was deleted while the old password was being checked.
@@ -223,6 +289,27 @@ async def recheck_password(rt: Runtime, user: User, password: str, *, client: st
     async with rt.db.write() as db:
         await _forgive(db, attempt)
     return True
+
+
+async def disable_totp(
+    rt: Runtime, principal: Principal, *, password: str, client: str, user_agent: str
+) -> None:
+    """Turn the second factor off after checking the password (counted as a login is)."""
+    async with rt.db.read() as db:
+        user = await db.get(User, principal.user_id)
+    if user is None:
+        raise NotAuthenticated("You must be logged in")
+    if not await recheck_password(rt, user, password, client=client):
+        raise Forbidden("The password is wrong")
+    async with rt.db.write() as db:
+        if await totp.remove(db, principal.user_id):
+            await events.record(
+                db,
+                rt.settings,
+                events.Kind.TOTP_DISABLED,
+                user_id=principal.user_id,
+                origin=Origin.of(client, user_agent),
+            )
 
 
 async def delete_account(rt: Runtime, principal: Principal) -> None:
@@ -294,12 +381,20 @@ async def _forgive(db: AsyncSession, attempt: _Attempt) -> None:
 
 
 async def _sign_in(
-    db: AsyncSession, rt: Runtime, user_id: int, *, replacing: str | None, device: str | None
+    db: AsyncSession,
+    rt: Runtime,
+    user_id: int,
+    *,
+    replacing: str | None,
+    device: str | None,
+    origin: Origin,
 ) -> SignedIn:
     if replacing:
         # Whatever session the browser held ends here, not in 30 days.
         await sessions.end_token(db, replacing)
-    session = await sessions.start(db, user_id=user_id, ttl=rt.settings.session_ttl_seconds)
+    session = await sessions.start(
+        db, user_id=user_id, ttl=rt.settings.session_ttl_seconds, origin=origin
+    )
     new_device = await devices.bind(db, user_id=user_id, replacing=device)
     return SignedIn(await _profile(db, user_id), session, new_device)
 

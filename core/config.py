@@ -3,12 +3,20 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core import persisted
 
 MiB = 1024 * 1024
+SECRET_KEY_MIN = 32
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -114,6 +122,12 @@ class Settings(BaseSettings):
     password_reset_ttl_seconds: int = Field(default=1800, ge=60)
     emails_per_account_per_hour: int = Field(default=5, ge=1)
 
+    # Account security (sessions you can see, the security log, TOTP). SECRET_KEY is the root
+    # of the keys that seal second-factor secrets (core/keys.py); unset with SQLite, a random
+    # one is kept in a file beside the database.
+    secret_key: SecretStr | None = Field(default=None, validate_default=True)
+    security_event_retention_days: int = Field(default=90, ge=1, le=36500)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -188,6 +202,20 @@ class Settings(BaseSettings):
         """Where the links in messages point: APP_URL, else PUBLIC_URL, else HOST:PORT."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return self.app_url or self.public_url or f"http://{host}:{self.port}"
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            value = None  # an empty variable is an unset one
+        if value is None:
+            # Instances sharing a PostgreSQL database must share the key, so none is made up.
+            if not str(info.data.get("database_url", "sqlite")).startswith("sqlite"):
+                raise ValueError("required with PostgreSQL: any string of at least 32 characters")
+            return None
+        if len(value.get_secret_value()) < SECRET_KEY_MIN:
+            raise ValueError(f"must be at least {SECRET_KEY_MIN} characters")
+        return value
 
     @property
     def is_sqlite(self) -> bool:

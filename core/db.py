@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Insert, TextClause, event, text
+from sqlalchemy import ColumnElement, Connection, Insert, TextClause, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -109,12 +109,22 @@ class Database:
         """
         self._sqlite_path = None
 
-    def upsert(self, model: type[SQLModel], values: dict[str, Any], *, key: str) -> Insert:
-        """An INSERT of `values` that updates the other columns when `key` already exists."""
+    def upsert(
+        self,
+        model: type[SQLModel],
+        values: dict[str, Any],
+        *,
+        key: str,
+        where: ColumnElement[bool] | None = None,
+    ) -> Insert:
+        """An INSERT of `values` that updates the other columns when `key` already exists
+        (only where the existing row matches `where`, when given)."""
         insert = sqlite.insert if self.is_sqlite else postgresql.insert
         update = {name: value for name, value in values.items() if name != key}
         return (
-            insert(model).values(**values).on_conflict_do_update(index_elements=[key], set_=update)
+            insert(model)
+            .values(**values)
+            .on_conflict_do_update(index_elements=[key], set_=update, where=where)
         )
 
     def _sqlite_reader(self) -> sqlite3.Connection:

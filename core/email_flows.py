@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import rules, sessions, throttle
+from core import events, rules, sessions, throttle
 from core.db import now
 from core.errors import InvalidInput, NotAuthenticated, TooManyRequests
+from core.events import Origin
 from core.mail import outbox, templates
 from core.models import EmailToken, User
 from core.runtime import Runtime
@@ -41,7 +42,8 @@ class AccountStatus:
 # `0 AS totp_enabled`: TOTP is the `sessions` feature's; until its column lands no account
 # has a second factor. This query is the one place to change then.
 ACCOUNT_SQL = (
-    "SELECT email, email_verified, created_at, 0 AS totp_enabled FROM users WHERE id = :user_id"
+    "SELECT u.email, u.email_verified, u.created_at, t.enabled_at IS NOT NULL AS totp_enabled"
+    " FROM users u LEFT JOIN totp_secrets t ON t.user_id = u.id WHERE u.id = :user_id"
 )
 
 
@@ -78,14 +80,17 @@ async def current_address(db: AsyncSession, user_id: int) -> Address | None:
     return None if user is None else Address(user.email, user.email_key)
 
 
-async def on_email_change(rt: Runtime, db: AsyncSession, *, user_id: int, old: Address) -> None:
-    """After a profile update: when the address changed, the account becomes unverified,
-    verification links sent to the old address stop working, the old address is told,
-    and the new one gets a verification message (unless over the hourly limit; the user
-    can ask again later)."""
+async def on_email_change(
+    rt: Runtime, db: AsyncSession, *, user_id: int, old: Address, origin: Origin
+) -> None:
+    """After a profile update: when the address changed (beyond letter case), the account
+    becomes unverified, verification links sent to the old address stop working, the old
+    address is told, the security log records it, and the new address gets a verification
+    message (unless over the hourly limit; the user can ask again later)."""
     user = await db.get(User, user_id, populate_existing=True)
     if user is None or user.email_key == old.email_key:
         return
+    await events.record(db, rt.settings, events.Kind.EMAIL_CHANGED, user_id=user_id, origin=origin)
     at = now()
     await db.exec(update(User).where(col(User.id) == user_id).values(email_verified=False))
     await db.exec(
@@ -140,7 +145,7 @@ async def send_verification(rt: Runtime, principal: Principal) -> None:
         _verification(rt, db, user, at=at)
 
 
-async def request_password_reset(rt: Runtime, *, login: str, client: str) -> None:
+async def request_password_reset(rt: Runtime, *, login: str, client: str, user_agent: str) -> None:
     """Send a reset message to the account a login or email names, if there is one and it
     is under EMAILS_PER_ACCOUNT_PER_HOUR.
 
@@ -185,6 +190,15 @@ async def request_password_reset(rt: Runtime, *, login: str, client: str) -> Non
             message=message,
             at=at,
         )
+        # Recorded on the account the request named; for no account the same statement
+        # runs and records nothing (the same work either way).
+        await events.record(
+            db,
+            rt.settings,
+            events.Kind.PASSWORD_RESET_REQUESTED,
+            user_id=(user.id or 0) if user else 0,
+            origin=Origin.of(client, user_agent),
+        )
         await _purge_tokens(db, at)
 
 
@@ -195,7 +209,9 @@ LINK_SQL = (
 )
 
 
-async def reset_password(rt: Runtime, *, token: str, new_password: str, client: str) -> None:
+async def reset_password(
+    rt: Runtime, *, token: str, new_password: str, client: str, user_agent: str
+) -> None:
     """Set a new password with a reset token.
 
     Every reset token of the account is spent, every session ends, the failed-login count
@@ -223,12 +239,17 @@ async def reset_password(rt: Runtime, *, token: str, new_password: str, client: 
         await db.exec(update(User).where(col(User.id) == user_id).values(**values))
         await sessions.end_all(db, user_id)
         await throttle.clear(db, rt.limits.account(user_id))
+        # Only the reset is logged, not the sessions it ended.
+        origin = Origin.of(client, user_agent)
+        await events.record(
+            db, rt.settings, events.Kind.PASSWORD_RESET, user_id=user_id, origin=origin
+        )
         user = await db.get(User, user_id, populate_existing=True)
         assert user is not None
         _notice(rt, db, user, "password_reset")
 
 
-async def verify_email(rt: Runtime, *, token: str) -> None:
+async def verify_email(rt: Runtime, *, token: str, client: str, user_agent: str) -> None:
     """Mark the address verified with a verification token sent to it."""
     digest = token_digest(token)
     row = await rt.db.fetch_one(LINK_SQL, token_hash=digest, kind=VERIFY, now=now())
@@ -250,6 +271,10 @@ async def verify_email(rt: Runtime, *, token: str) -> None:
         )
         if changed.rowcount != 1:
             raise InvalidInput("token", UNUSABLE_LINK)  # the address changed meanwhile
+        origin = Origin.of(client, user_agent)
+        await events.record(
+            db, rt.settings, events.Kind.EMAIL_VERIFIED, user_id=user_id, origin=origin
+        )
 
 
 # --- Helpers ----------------------------------------------------------------------------

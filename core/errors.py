@@ -65,3 +65,15 @@ class TooManyRequests(ServiceError):
         super().__init__(message)
         self.retry_after = max(1, retry_after)
         self.limit = limit
+
+
+class TotpRequired(ServiceError):
+    """The password was right, but the account has a second factor and no valid code came."""
+
+    code = "TOTP_REQUIRED"
+
+
+class NotFound(ServiceError):
+    """An id (a session's) that does not exist or is not the caller's: the same answer."""
+
+    code = "NOT_FOUND"

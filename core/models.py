@@ -7,6 +7,10 @@ from sqlmodel import Column, Field, SQLModel
 
 from core.rules import EMAIL_MAX, LOGIN_MAX, NAME_MAX
 
+SESSION_ID_MAX = 32
+USER_AGENT_MAX = 256
+IP_ADDRESS_MAX = 64
+
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
@@ -32,10 +36,20 @@ class Session(SQLModel, table=True):
 
     # SHA-256 of the cookie's token: a leaked table cannot be replayed as cookies.
     token_hash: str = Field(primary_key=True, max_length=64)
+    # The session's public name (GET /sessions, DELETE /sessions/{id}): random on its own,
+    # so it says nothing about the token.
+    id: str = Field(max_length=SESSION_ID_MAX, unique=True, index=True)
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
     created_at: float
     expires_at: float = Field(index=True)
     last_seen_at: float
+    # Where the session was started from, for the user's list of devices.
+    user_agent: str = Field(
+        default="", max_length=USER_AGENT_MAX, sa_column_kwargs={"server_default": ""}
+    )
+    ip_address: str = Field(
+        default="", max_length=IP_ADDRESS_MAX, sa_column_kwargs={"server_default": ""}
+    )
 
 
 class Avatar(SQLModel, table=True):
@@ -132,3 +146,42 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: float | None = Field(default=None)
     # The request that caused the message: the sender logs its work under this id.
     request_id: str | None = Field(default=None, max_length=128)
+
+
+class SecurityEvent(SQLModel, table=True):
+    """One line of a user's security log (core/events.py)."""
+
+    __tablename__ = "security_events"
+    __table_args__ = (Index("ix_security_events_user_id_at", "user_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    kind: str = Field(max_length=32)
+    at: float = Field(index=True)
+    ip_address: str = Field(max_length=IP_ADDRESS_MAX)
+    user_agent: str = Field(max_length=USER_AGENT_MAX)
+
+
+class TotpSecret(SQLModel, table=True):
+    """A user's second factor (core/totp.py); on once `enabled_at` is set."""
+
+    __tablename__ = "totp_secrets"
+
+    user_id: int = Field(primary_key=True, foreign_key="users.id", ondelete="CASCADE")
+    # Sealed with a key derived from SECRET_KEY (`aesgcm$1$…`, core/keys.py), never in clear.
+    secret: str = Field(max_length=200)
+    created_at: float
+    enabled_at: float | None = None
+    # The time step of the last code accepted: that code, and older ones, are refused.
+    last_step: int | None = None
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A single-use recovery code, kept only as a keyed digest; used ones are deleted."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_user_id_digest", "user_id", "digest", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    digest: str = Field(max_length=100)

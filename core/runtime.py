@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from core.config import Settings
 from core.db import Database
 from core.images import ImageWork
+from core.keys import Keys, load
 from core.mail.message import parse_sender
 from core.mail.outbox import Outbox
 from core.security import PasswordHasher
@@ -21,6 +22,7 @@ class Runtime:
     images: ImageWork
     limits: Limits
     outbox: Outbox
+    keys: Keys
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -31,4 +33,5 @@ class Runtime:
             images=ImageWork(),
             limits=Limits.from_settings(settings),
             outbox=Outbox(parse_sender(settings.mail_from)),
+            keys=load(settings),
         )

@@ -257,5 +257,10 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_session_id() -> str:
+    """A session's public name: 128 random bits, unrelated to its token."""
+    return secrets.token_urlsafe(16)
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

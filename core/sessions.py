@@ -1,17 +1,30 @@
-"""Server-side sessions: opaque tokens whose SHA-256 is the row's key."""
+"""Server-side sessions: opaque tokens whose SHA-256 is the row's key.
+
+Each session also has a public random id, and the user agent and address it started from,
+so its user can see where they are logged in and end any of those sessions.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from sqlmodel import col, delete, update
+from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import events
 from core.db import Database, now
-from core.models import Session
-from core.security import new_session_token, token_digest
+from core.errors import NotFound
+from core.events import Origin
+from core.models import SESSION_ID_MAX, Session
+from core.runtime import Runtime
+from core.security import new_session_id, new_session_token, token_digest
 
 LAST_SEEN_RESOLUTION = 60.0
+# What a session id can look like; anything else is unknown without asking the database
+# (and NUL bytes or odd text in a path never reach it).
+SESSION_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{SESSION_ID_MAX}}}")
+NO_SUCH_SESSION = "No such session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,17 +41,33 @@ class NewSession:
     max_age: int
 
 
-async def start(db: AsyncSession, *, user_id: int, ttl: int) -> NewSession:
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A session as its user sees it in their list."""
+
+    id: str
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+    user_agent: str
+    ip_address: str
+    current: bool
+
+
+async def start(db: AsyncSession, *, user_id: int, ttl: int, origin: Origin) -> NewSession:
     """A fresh session; never derived from anything the client sent."""
     token = new_session_token()
     at = now()
     db.add(
         Session(
             token_hash=token_digest(token),
+            id=new_session_id(),
             user_id=user_id,
             created_at=at,
             expires_at=at + ttl,
             last_seen_at=at,
+            user_agent=origin.user_agent,
+            ip_address=origin.ip_address,
         )
     )
     # Expired rows are purged as new ones arrive, so the table stays the size of the
@@ -48,6 +77,8 @@ async def start(db: AsyncSession, *, user_id: int, ttl: int) -> NewSession:
 
 
 # The hot path of every authenticated request: one indexed lookup (see Database.fetch_one).
+# It reads only what every request needs; the columns shown in the list of sessions stay
+# out of it.
 RESOLVE_SQL = (
     "SELECT user_id, last_seen_at FROM sessions"
     " WHERE token_hash = :token_hash AND expires_at > :now"
@@ -82,3 +113,84 @@ async def end_token(db: AsyncSession, token: str) -> None:
 
 async def end_all(db: AsyncSession, user_id: int) -> None:
     await db.exec(delete(Session).where(col(Session.user_id) == user_id))
+
+
+async def listing(rt: Runtime, principal: Principal) -> list[SessionInfo]:
+    """The user's live sessions, newest first, the one making the request marked."""
+    async with rt.db.read() as db:
+        rows = (
+            await db.exec(
+                select(Session)
+                .where(col(Session.user_id) == principal.user_id, col(Session.expires_at) > now())
+                .order_by(col(Session.created_at).desc(), col(Session.id))
+            )
+        ).all()
+    return [
+        SessionInfo(
+            id=row.id,
+            created_at=row.created_at,
+            last_seen_at=row.last_seen_at,
+            expires_at=row.expires_at,
+            user_agent=row.user_agent,
+            ip_address=row.ip_address,
+            current=row.token_hash == principal.token_hash,
+        )
+        for row in rows
+    ]
+
+
+async def revoke(
+    rt: Runtime, principal: Principal, session_id: str, *, client: str, user_agent: str
+) -> bool:
+    """End one of the user's sessions; True when it was the caller's own (a logout).
+
+    An id that is unknown, expired, already ended or another user's gets the same
+    NotFound, so ids cannot be probed.
+    """
+    if not SESSION_ID.fullmatch(session_id):
+        raise NotFound(NO_SUCH_SESSION)
+    origin = Origin.of(client, user_agent)
+    async with rt.db.write() as db:
+        token_hash = (
+            await db.exec(
+                select(Session.token_hash).where(
+                    col(Session.id) == session_id,
+                    col(Session.user_id) == principal.user_id,
+                    col(Session.expires_at) > now(),
+                )
+            )
+        ).first()
+        # The delete decides: of two requests ending one session at once, one ends it.
+        if token_hash is None or not await _deleted(db, token_hash):
+            raise NotFound(NO_SUCH_SESSION)
+        current = token_hash == principal.token_hash
+        kind = events.Kind.LOGOUT if current else events.Kind.SESSION_REVOKED
+        await events.record(db, rt.settings, kind, user_id=principal.user_id, origin=origin)
+    return current
+
+
+async def revoke_others(rt: Runtime, principal: Principal, *, client: str, user_agent: str) -> int:
+    """End every session of the user but the caller's; how many were live."""
+    origin = Origin.of(client, user_agent)
+    async with rt.db.write() as db:
+        ended = await db.exec(
+            delete(Session).where(
+                col(Session.user_id) == principal.user_id,
+                col(Session.token_hash) != principal.token_hash,
+                col(Session.expires_at) > now(),
+            )
+        )
+        # One event for the one action, however many sessions it ended.
+        await events.record(
+            db,
+            rt.settings,
+            events.Kind.SESSION_REVOKED,
+            user_id=principal.user_id,
+            origin=origin,
+        )
+    return int(ended.rowcount)
+
+
+async def _deleted(db: AsyncSession, token_hash: str) -> bool:
+    result = await db.exec(delete(Session).where(col(Session.token_hash) == token_hash))
+    return bool(result.rowcount)

@@ -8,7 +8,7 @@ from rest_compat.routes import ENDPOINTS, Endpoint
 
 ERROR_TEXT = {
     400: "Invalid input: a field breaks its rule, or the body is malformed",
-    403: "Not logged in, or wrong login or password",
+    403: "Not logged in, or a wrong password (`code` TOTP_REQUIRED: a second factor is needed)",
     404: "Not found",
     409: "The login or email is already taken",
     413: "The body is too large",
@@ -24,17 +24,11 @@ PROFILE = {
     },
     "required": ["username", "email", "firstname", "lastname", "avatar"],
 }
-ACCOUNT = {
+MESSAGE = {
     "type": "object",
-    "properties": {
-        "email": {"type": "string"},
-        "email_verified": {"type": "boolean"},
-        "totp_enabled": {"type": "boolean"},
-        "created_at": {"type": "string", "format": "date-time"},
-    },
-    "required": ["email", "email_verified", "totp_enabled", "created_at"],
+    "properties": {"message": {"type": "string"}, "code": {"type": "string"}},
+    "required": ["message"],
 }
-MESSAGE = {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -76,7 +70,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Accounts API (REST compatibility layer)", "version": "1.0.0"},
         "components": {
-            "schemas": {"Profile": PROFILE, "Message": MESSAGE, "Account": ACCOUNT},
+            "schemas": {"Profile": PROFILE, "Message": MESSAGE},
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "session_id"}
             },
@@ -85,8 +79,34 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
+def _result(endpoint: Endpoint) -> dict[str, Any]:
+    if endpoint.result == "profile":
+        return {"$ref": "#/components/schemas/Profile"}
+    if endpoint.result == "json":
+        assert endpoint.returns is not None, f"{endpoint.operation} needs its result's schema"
+        return endpoint.returns
+    if endpoint.key is None:
+        return {"$ref": "#/components/schemas/Message"}
+    return {
+        "type": "object",
+        "properties": {"message": {"type": "string"}, endpoint.key: {"type": "integer"}},
+        "required": ["message", endpoint.key],
+    }
+
+
+def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
+    in_path = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in endpoint.path_parameters
+    ]
+    in_query = [
+        {"name": name, "in": "query", "required": False, "schema": parameter.schema}
+        for name, parameter in endpoint.query.items()
+    ]
+    return in_path + in_query
+
+
 def _operation(endpoint: Endpoint, method: str) -> dict[str, Any]:
-    result = {"profile": "Profile", "message": "Message", "account": "Account"}[endpoint.result]
     operation: dict[str, Any] = {
         # operationIds are unique: a second method of one row gets a suffix.
         "operationId": endpoint.operation
@@ -94,12 +114,14 @@ def _operation(endpoint: Endpoint, method: str) -> dict[str, Any]:
         else f"{endpoint.operation}Via{method.title()}",
         "summary": endpoint.summary,
         "responses": {
-            "200": _json("Success", {"$ref": f"#/components/schemas/{result}"}),
+            "200": _json("Success", _result(endpoint)),
             **{str(status): _error(status) for status in endpoint.errors},
         },
     }
     if endpoint.session:
         operation["security"] = [{"session": []}]
+    if parameters := _parameters(endpoint):
+        operation["parameters"] = parameters
     if endpoint.fields is not None:
         properties = {name: spec.schema for name, spec in endpoint.fields.items()}
         properties |= {name: {"readOnly": True} for name in endpoint.ignored}

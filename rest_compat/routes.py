@@ -5,15 +5,47 @@ Adding an endpoint is adding a row; the translator and the OpenAPI document both
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
+from core.events import Kind
 from core.rules import SCHEMAS
 
 JsonSchema = dict[str, object]
 STRING: JsonSchema = {"type": "string"}
 # The field rules' JSON Schemas, for the OpenAPI document; core/rules.py enforces them.
 LOGIN, EMAIL, PASSWORD, NAME = (SCHEMAS[name] for name in ("login", "email", "password", "name"))
+DATE_TIME: JsonSchema = {"type": "string", "format": "date-time"}
+PATH_PARAMETER = re.compile(r"{(\w+)}")
+
+
+def _object(**properties: JsonSchema) -> JsonSchema:
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+SESSION = _object(
+    id=STRING,
+    created_at=DATE_TIME,
+    last_seen_at=DATE_TIME,
+    expires_at=DATE_TIME,
+    user_agent=STRING,
+    ip_address=STRING,
+    current={"type": "boolean"},
+)
+ACCOUNT = _object(
+    email=STRING,
+    email_verified={"type": "boolean"},
+    totp_enabled={"type": "boolean"},
+    created_at=DATE_TIME,
+)
+SECURITY_EVENT = _object(
+    kind={"type": "string", "enum": [kind.value for kind in Kind]},
+    at=DATE_TIME,
+    ip_address=STRING,
+    user_agent=STRING,
+)
 
 
 @dataclass(frozen=True)
@@ -26,17 +58,36 @@ class Field:
 
 
 @dataclass(frozen=True)
+class Parameter:
+    """A query-string parameter and the GraphQL variable it becomes (absent: not sent)."""
+
+    variable: str
+    schema: JsonSchema
+
+
+@dataclass(frozen=True)
 class Endpoint:
+    """One REST endpoint. Every part of the request becomes a variable of `operation`:
+    path parameters (`/sessions/{id}`: the variable `id`), query parameters (`query`) and
+    the JSON body (`fields`)."""
+
     methods: tuple[str, ...]
     path: str
     operation: str
     summary: str
-    result: Literal["profile", "message", "account"]
+    # profile: the profile object; message: `{"message"}`, plus the operation's result
+    # under `key` when one is named; json: the operation's result as it is, or as
+    # `{key: result}` when a key is named.
+    result: Literal["profile", "message", "json"]
     errors: tuple[int, ...]
-    # A JSON body becomes the operation's `input` variable, field by field.
+    # A JSON body becomes the operation's `input` variable, field by field (or, with
+    # `body_variable=None`, one variable per field).
     fields: dict[str, Field] | None = None
-    # ... or, when set, the operation's variables themselves (for `verifyEmail(token:)`).
-    fields_are_variables: bool = False
+    body_variable: str | None = "input"
+    query: dict[str, Parameter] = field(default_factory=dict)
+    key: str | None = None
+    # The JSON Schema of a `json` result, for the OpenAPI document.
+    returns: JsonSchema | None = None
     # Fields the client may send and the endpoint ignores (echoed read-only data).
     ignored: frozenset[str] = frozenset()
     # A multipart upload: (form field, GraphQL variable).
@@ -46,6 +97,10 @@ class Endpoint:
     session: bool = True
     # `me` answers null when nobody is logged in; REST says that with a 403.
     null_means_logged_out: bool = False
+
+    @cached_property
+    def path_parameters(self) -> tuple[str, ...]:
+        return tuple(PATH_PARAMETER.findall(self.path))
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -69,7 +124,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Login",
         "Log in with the login or the email address",
         result="profile",
-        fields={"login": Field("login"), "password": Field("password")},
+        fields={
+            "login": Field("login"),
+            "password": Field("password"),
+            "otp": Field("otp", required=False),
+        },
         session=False,
         errors=(400, 403, 413, 415, 429),
     ),
@@ -146,7 +205,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         result="message",
         message="Email address verified",
         fields={"token": Field("token")},
-        fields_are_variables=True,
+        body_variable=None,
         session=False,
         errors=(400, 413, 415),
     ),
@@ -167,7 +226,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         result="message",
         message="If an account has this login or email, a reset link is on its way to it",
         fields={"login": Field("login")},
-        fields_are_variables=True,
+        body_variable=None,
         session=False,
         errors=(400, 413, 415, 429),
     ),
@@ -187,8 +246,83 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/account",
         "Account",
         "The account's email, whether it is verified, second factor, creation time",
-        result="account",
+        result="json",
+        returns=ACCOUNT,
         null_means_logged_out=True,
         errors=(403,),
+    ),
+    Endpoint(
+        ("GET",),
+        "/sessions",
+        "Sessions",
+        "Where the user is logged in: their live sessions, newest first",
+        result="json",
+        returns={"type": "array", "items": SESSION},
+        errors=(403,),
+    ),
+    Endpoint(
+        ("DELETE",),
+        "/sessions",
+        "RevokeOtherSessions",
+        "End every session but the current one",
+        result="message",
+        message="Every other session ended",
+        key="ended",
+        errors=(403,),
+    ),
+    Endpoint(
+        ("DELETE",),
+        "/sessions/{id}",
+        "RevokeSession",
+        "End one session; ending the current one logs out",
+        result="message",
+        message="Session ended",
+        errors=(403, 404),
+    ),
+    Endpoint(
+        ("GET",),
+        "/security-events",
+        "SecurityEvents",
+        "The security log, newest first",
+        result="json",
+        query={
+            "limit": Parameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}
+            )
+        },
+        returns={"type": "array", "items": SECURITY_EVENT},
+        errors=(400, 403),
+    ),
+    Endpoint(
+        ("POST",),
+        "/totp/setup",
+        "StartTotpSetup",
+        "A new TOTP secret, off until confirmed with a first code",
+        result="json",
+        returns=_object(secret=STRING, otpauth_url=STRING),
+        errors=(403, 409),
+    ),
+    Endpoint(
+        ("POST",),
+        "/totp/confirm",
+        "ConfirmTotp",
+        "Turn two-factor authentication on; the recovery codes are shown once",
+        result="json",
+        fields={"code": Field("code")},
+        body_variable=None,
+        key="recovery_codes",
+        returns=_object(recovery_codes={"type": "array", "items": STRING}),
+        errors=(400, 403, 409, 413, 415),
+    ),
+    Endpoint(
+        ("POST",),
+        "/totp/disable",
+        "DisableTotp",
+        "Turn two-factor authentication off",
+        result="message",
+        message="Two-factor authentication is off",
+        fields={"password": Field("password")},
+        body_variable=None,
+        errors=(400, 403, 413, 415, 429),
     ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,18 +38,19 @@ STATUS_BY_CODE = {
     "GRAPHQL_VALIDATION_FAILED": 400,
     "UNAUTHENTICATED": 403,
     "FORBIDDEN": 403,
+    "TOTP_REQUIRED": 403,
+    "NOT_FOUND": 404,
     "CONFLICT": 409,
     "PAYLOAD_TOO_LARGE": 413,
     "TOO_MANY_REQUESTS": 429,
 }
 
-# GraphQL's field names → the REST account object's keys.
-ACCOUNT_KEYS = {
-    "email": "email",
-    "emailVerified": "email_verified",
-    "totpEnabled": "totp_enabled",
-    "createdAt": "created_at",
-}
+# Errors whose body also carries the code, where one status has two meanings a client must
+# tell apart (a 403 at login: wrong password, or a second factor needed).
+CODE_IN_BODY = frozenset({"TOTP_REQUIRED"})
+# A query parameter with an integer schema: digits only (no "1_000", "+5" or other scripts'
+# digits, which int() would take), and short enough to convert cheaply.
+INTEGER = re.compile(r"-?[0-9]{1,12}")
 
 
 class BadRequest(Exception):
@@ -143,13 +145,31 @@ def _handler(
 
 
 async def _variables(request: Request, endpoint: Endpoint) -> dict[str, Any]:
+    variables: dict[str, Any] = {
+        name: request.path_params[name] for name in endpoint.path_parameters
+    }
+    for name, parameter in endpoint.query.items():
+        value = request.query_params.get(name)
+        if value is not None:
+            variables[parameter.variable] = _query_value(name, value, parameter.schema)
     if endpoint.fields is not None:
         values = _input(endpoint, await _json_object(request))
-        return values if endpoint.fields_are_variables else {"input": values}
+        if endpoint.body_variable is None:
+            variables |= values
+        else:
+            variables[endpoint.body_variable] = values
     if endpoint.upload is not None:
         form_field, variable = endpoint.upload
-        return {variable: await _upload(request, form_field)}
-    return {}
+        variables[variable] = await _upload(request, form_field)
+    return variables
+
+
+def _query_value(name: str, value: str, schema: Mapping[str, object]) -> object:
+    if schema.get("type") != "integer":
+        return value
+    if not INTEGER.fullmatch(value):
+        raise BadRequest(400, f"{name}: must be an integer")
+    return int(value)
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -203,7 +223,12 @@ def _response(endpoint: Endpoint, result: ExecutionResult) -> Response:
         extensions = error_extensions(error)
         if extensions is None:
             return message_response(500, MASKED_MESSAGE)
-        response = message_response(STATUS_BY_CODE.get(extensions["code"], 500), error.message)
+        code = extensions["code"]
+        response = message_response(
+            STATUS_BY_CODE.get(code, 500),
+            error.message,
+            code=code if code in CODE_IN_BODY else None,
+        )
         if "retryAfter" in extensions:
             response.headers["retry-after"] = str(extensions["retryAfter"])
         return response
@@ -212,15 +237,21 @@ def _response(endpoint: Endpoint, result: ExecutionResult) -> Response:
     if value is None and endpoint.null_means_logged_out:
         return message_response(403, "You must be logged in")
     if endpoint.result == "message":
-        return message_response(200, endpoint.message)
-    if endpoint.result == "account":
-        return JSONResponse({ACCOUNT_KEYS[name]: item for name, item in value.items()})
+        extra = {} if endpoint.key is None else {endpoint.key: value}
+        return JSONResponse({"message": endpoint.message, **extra})
+    if endpoint.result == "json":
+        return JSONResponse(value if endpoint.key is None else {endpoint.key: value})
     # The legacy contract spells "no avatar" as an empty string, GraphQL as null.
     return JSONResponse({**value, "avatar": value["avatar"] or ""})
 
 
 def message_response(
-    status: int, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    code: str | None = None,
 ) -> JSONResponse:
-    """The one REST/JSON error (and message) body: `{"message": ...}`."""
-    return JSONResponse({"message": message}, status_code=status, headers=headers)
+    """The one REST/JSON error (and message) body: `{"message": ...}` (and `"code"`)."""
+    body = {"message": message} if code is None else {"message": message, "code": code}
+    return JSONResponse(body, status_code=status, headers=headers)

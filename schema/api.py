@@ -7,7 +7,7 @@ from graphql import GraphQLError
 from strawberry.file_uploads import Upload
 from strawberry.types import ExecutionContext
 
-from core import accounts, avatars, email_flows, images
+from core import accounts, avatars, email_flows, events, images, sessions, totp
 from core.config import Settings
 from core.errors import InvalidInput
 from schema.context import Context
@@ -20,7 +20,10 @@ from schema.types import (
     Profile,
     ProfileInput,
     ResetPasswordInput,
+    SecurityEvent,
+    Session,
     SignupInput,
+    TotpSetup,
 )
 
 Info = strawberry.Info[Context, None]
@@ -39,6 +42,20 @@ class Query:
             return None
         return _profile(info, await accounts.get_profile(info.context.runtime, principal))
 
+    @strawberry.field(description="Where the user is logged in: their live sessions, newest first")
+    async def sessions(self, info: Info) -> list[Session]:
+        principal = await info.context.require_principal()
+        found = await sessions.listing(info.context.runtime, principal)
+        return [Session.from_service(session) for session in found]
+
+    @strawberry.field(description="The user's security log, newest first")
+    async def security_events(
+        self, info: Info, limit: int = events.LIMIT_DEFAULT
+    ) -> list[SecurityEvent]:
+        principal = await info.context.require_principal()
+        found = await events.recent(info.context.runtime, user_id=principal.user_id, limit=limit)
+        return [SecurityEvent.from_service(event) for event in found]
+
 
 @strawberry.type
 class Mutation:
@@ -50,6 +67,7 @@ class Mutation:
             password=input.password,
             email=input.email,
             client=info.context.client,
+            user_agent=info.context.user_agent,
             replacing=info.context.token,
         )
         info.context.sign_in(signed_in)
@@ -62,6 +80,8 @@ class Mutation:
             login=input.login,
             password=input.password,
             client=info.context.client,
+            user_agent=info.context.user_agent,
+            otp=input.otp,
             device=info.context.device,
             replacing=info.context.token,
         )
@@ -70,7 +90,12 @@ class Mutation:
 
     @strawberry.mutation(description="End the current session")
     async def logout(self, info: Info) -> bool:
-        await accounts.logout(info.context.runtime, await info.context.require_principal())
+        await accounts.logout(
+            info.context.runtime,
+            await info.context.require_principal(),
+            client=info.context.client,
+            user_agent=info.context.user_agent,
+        )
         info.context.end_session()
         return True
 
@@ -83,6 +108,8 @@ class Mutation:
             email=input.email,
             firstname=input.firstname,
             lastname=input.lastname,
+            client=info.context.client,
+            user_agent=info.context.user_agent,
         )
         return _profile(info, profile)
 
@@ -100,6 +127,7 @@ class Mutation:
             old_password=input.old_password,
             new_password=input.new_password,
             client=info.context.client,
+            user_agent=info.context.user_agent,
         )
         info.context.start_session(session)
         return True
@@ -116,7 +144,12 @@ class Mutation:
 
     @strawberry.mutation(description="Confirm the email address with the token from its link")
     async def verify_email(self, info: Info, token: str) -> bool:
-        await email_flows.verify_email(info.context.runtime, token=token)
+        await email_flows.verify_email(
+            info.context.runtime,
+            token=token,
+            client=info.context.client,
+            user_agent=info.context.user_agent,
+        )
         return True
 
     @strawberry.mutation(
@@ -133,7 +166,10 @@ class Mutation:
     )
     async def request_password_reset(self, info: Info, login: str) -> bool:
         await email_flows.request_password_reset(
-            info.context.runtime, login=login, client=info.context.client
+            info.context.runtime,
+            login=login,
+            client=info.context.client,
+            user_agent=info.context.user_agent,
         )
         return True
 
@@ -146,6 +182,55 @@ class Mutation:
             token=input.token,
             new_password=input.new_password,
             client=info.context.client,
+            user_agent=info.context.user_agent,
+        )
+        return True
+
+    @strawberry.mutation(description="End one of the user's sessions; the current one is a logout")
+    async def revoke_session(self, info: Info, id: strawberry.ID) -> bool:
+        was_current = await sessions.revoke(
+            info.context.runtime,
+            await info.context.require_principal(),
+            str(id),
+            client=info.context.client,
+            user_agent=info.context.user_agent,
+        )
+        if was_current:
+            info.context.end_session()
+        return True
+
+    @strawberry.mutation(description="End every session but the current one; how many ended")
+    async def revoke_other_sessions(self, info: Info) -> int:
+        return await sessions.revoke_others(
+            info.context.runtime,
+            await info.context.require_principal(),
+            client=info.context.client,
+            user_agent=info.context.user_agent,
+        )
+
+    @strawberry.mutation(description="A new TOTP secret; off until confirmTotp accepts a code")
+    async def start_totp_setup(self, info: Info) -> TotpSetup:
+        setup = await totp.start_setup(info.context.runtime, await info.context.require_principal())
+        return TotpSetup.from_service(setup)
+
+    @strawberry.mutation(description="Turn TOTP on with a first code; the recovery codes, once")
+    async def confirm_totp(self, info: Info, code: str) -> list[str]:
+        return await totp.confirm(
+            info.context.runtime,
+            await info.context.require_principal(),
+            code=code,
+            client=info.context.client,
+            user_agent=info.context.user_agent,
+        )
+
+    @strawberry.mutation(description="Turn two-factor authentication off (needs the password)")
+    async def disable_totp(self, info: Info, password: str) -> bool:
+        await accounts.disable_totp(
+            info.context.runtime,
+            await info.context.require_principal(),
+            password=password,
+            client=info.context.client,
+            user_agent=info.context.user_agent,
         )
         return True
 

@@ -47,6 +47,11 @@ class Context:
             device=request.cookies.get(DEVICE_COOKIE_NAME),
         )
 
+    @property
+    def user_agent(self) -> str:
+        # Read only by the operations that record it, not on every request.
+        return self.request.headers.get("user-agent", "")
+
     async def principal(self) -> Principal | None:
         if not self._resolved:
             self._principal = await sessions.resolve(self.runtime.db, self.token)

@@ -20,7 +20,7 @@ from app.server import create_app
 from core.config import Settings
 from tests.faces import FACES, Face
 from tests.mail import Mailbox
-from tests.servers import Server
+from tests.servers import TEST_SECRET_KEY, Server
 from tests.types import MakeClient, MakeFace, MakeSettings, StartServer
 
 POSTGRES_ADMIN = os.environ.get(
@@ -96,7 +96,10 @@ def make_settings(database_url: str, tmp_path: Path) -> MakeSettings:
             # Messages (.eml files, unless a test sets SMTP_URL) stay in the test's directory.
             "mail_dir": str(tmp_path / "mail"),
         }
-        return Settings.model_validate(values | overrides)
+        values |= overrides
+        if str(values["database_url"]).startswith("postgresql"):
+            values.setdefault("secret_key", TEST_SECRET_KEY)
+        return Settings.model_validate(values)
 
     return make
 

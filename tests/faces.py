@@ -15,12 +15,6 @@ from starlette.testclient import TestClient
 from rest_compat.translator import STATUS_BY_CODE
 
 PROFILE_FIELDS = "username email firstname lastname avatar"
-ACCOUNT_KEYS = {
-    "email": "email",
-    "emailVerified": "email_verified",
-    "totpEnabled": "totp_enabled",
-    "createdAt": "created_at",
-}
 UPLOAD = "mutation($f: Upload!) {{ r: updateAvatar(file: $f) {{ {fields} }} }}"
 
 
@@ -30,9 +24,10 @@ class Outcome:
     profile: dict[str, Any] | None = None
     message: str = ""
     retry_after: int | None = None
-    # GET /account's object; GraphQL's `me { email emailVerified totpEnabled createdAt }`
-    # under the same keys.
-    account: dict[str, Any] | None = None
+    # The error's code where REST's body carries one (TOTP_REQUIRED); GraphQL's always.
+    code: str | None = None
+    # A result other than a profile or a message, in REST's shape (snake_case keys).
+    data: Any = None
 
 
 def send_json(client: TestClient, method: str, url: str, body: object) -> Any:
@@ -47,10 +42,20 @@ class Face:
     def __init__(self, client: TestClient) -> None:
         self.client = client
 
+    def beside(self, user_agent: str) -> Face:
+        """Another browser on the same service: its own cookies, its own user agent."""
+        other = TestClient(
+            self.client.app, headers={"user-agent": user_agent}, client=("127.0.0.1", 50001)
+        )
+        # Requests run on the first client's event loop, where the app's lifespan runs and
+        # its connection pool lives (asyncpg's connections belong to one loop).
+        other.portal = self.client.portal
+        return type(self)(other)
+
     def signup(self, login: str, password: str, email: str) -> Outcome:
         raise NotImplementedError
 
-    def login(self, login: str, password: str) -> Outcome:
+    def login(self, login: str, password: str, otp: str | None = None) -> Outcome:
         raise NotImplementedError
 
     def logout(self) -> Outcome:
@@ -86,6 +91,31 @@ class Face:
         raise NotImplementedError
 
     def account(self) -> Outcome:
+        """`data` is GET /account's object."""
+        raise NotImplementedError
+
+    def sessions(self) -> Outcome:
+        raise NotImplementedError
+
+    def revoke_session(self, session_id: str) -> Outcome:
+        raise NotImplementedError
+
+    def revoke_other_sessions(self) -> Outcome:
+        """`data` is `{"ended": n}`."""
+        raise NotImplementedError
+
+    def security_events(self, limit: int | None = None) -> Outcome:
+        raise NotImplementedError
+
+    def start_totp_setup(self) -> Outcome:
+        """`data` is `{"secret", "otpauth_url"}`."""
+        raise NotImplementedError
+
+    def confirm_totp(self, code: str) -> Outcome:
+        """`data` is `{"recovery_codes": [...]}`."""
+        raise NotImplementedError
+
+    def disable_totp(self, password: str) -> Outcome:
         raise NotImplementedError
 
 
@@ -96,8 +126,10 @@ class Rest(Face):
         body = {"login": login, "password": password, "email": email}
         return self._outcome(send_json(self.client, "POST", "/signup", body))
 
-    def login(self, login: str, password: str) -> Outcome:
+    def login(self, login: str, password: str, otp: str | None = None) -> Outcome:
         body = {"login": login, "password": password}
+        if otp is not None:
+            body["otp"] = otp
         return self._outcome(send_json(self.client, "POST", "/login", body))
 
     def logout(self) -> Outcome:
@@ -135,22 +167,47 @@ class Rest(Face):
         return self._outcome(send_json(self.client, "POST", "/password/reset", body))
 
     def account(self) -> Outcome:
-        response = self.client.get("/account")
-        if response.status_code != 200:
-            return self._outcome(response)
-        return Outcome(200, account=response.json())
+        return self._outcome(self.client.get("/account"))
+
+    def sessions(self) -> Outcome:
+        return self._outcome(self.client.get("/sessions"))
+
+    def revoke_session(self, session_id: str) -> Outcome:
+        return self._outcome(self.client.delete(f"/sessions/{session_id}"))
+
+    def revoke_other_sessions(self) -> Outcome:
+        return self._outcome(self.client.delete("/sessions"))
+
+    def security_events(self, limit: int | None = None) -> Outcome:
+        params = {} if limit is None else {"limit": str(limit)}
+        return self._outcome(self.client.get("/security-events", params=params))
+
+    def start_totp_setup(self) -> Outcome:
+        return self._outcome(self.client.post("/totp/setup"))
+
+    def confirm_totp(self, code: str) -> Outcome:
+        return self._outcome(send_json(self.client, "POST", "/totp/confirm", {"code": code}))
+
+    def disable_totp(self, password: str) -> Outcome:
+        body = {"password": password}
+        return self._outcome(send_json(self.client, "POST", "/totp/disable", body))
 
     @staticmethod
     def _outcome(response: Any) -> Outcome:
         body = response.json()
         retry = response.headers.get("retry-after")
+        if not isinstance(body, dict):
+            return Outcome(response.status_code, data=body)
         outcome = Outcome(
             response.status_code,
             message=body.get("message", ""),
             retry_after=int(retry) if retry else None,
+            code=body.get("code"),
         )
         if "username" in body:
             outcome.profile = {**body, "avatar": body["avatar"] or None}
+        elif set(body) - {"message", "code"}:
+            outcome.data = {key: value for key, value in body.items() if key != "message"}
         return outcome
 
 
@@ -163,10 +220,13 @@ class GraphQL(Face):
             {"i": {"login": login, "password": password, "email": email}},
         )
 
-    def login(self, login: str, password: str) -> Outcome:
+    def login(self, login: str, password: str, otp: str | None = None) -> Outcome:
+        fields = {"login": login, "password": password}
+        if otp is not None:
+            fields["otp"] = otp
         return self._run(
             f"mutation($i: LoginInput!) {{ r: login(input: $i) {{ {PROFILE_FIELDS} }} }}",
-            {"i": {"login": login, "password": password}},
+            {"i": fields},
         )
 
     def logout(self) -> Outcome:
@@ -226,12 +286,48 @@ class GraphQL(Face):
         )
 
     def account(self) -> Outcome:
-        outcome = self._run(f"{{ r: me {{ {' '.join(ACCOUNT_KEYS)} }} }}")
-        if outcome.status != 200:
-            return outcome
-        if outcome.profile is None:
+        outcome = self._run(
+            "{ r: me { email email_verified: emailVerified totp_enabled: totpEnabled"
+            " created_at: createdAt } }"
+        )
+        if outcome.status == 200 and outcome.data is None:
             return Outcome(403, message="me is null")
-        return Outcome(200, account={ACCOUNT_KEYS[k]: v for k, v in outcome.profile.items()})
+        return outcome
+
+    def sessions(self) -> Outcome:
+        return self._run(
+            "{ r: sessions { id created_at: createdAt last_seen_at: lastSeenAt"
+            " expires_at: expiresAt user_agent: userAgent ip_address: ipAddress current } }"
+        )
+
+    def revoke_session(self, session_id: str) -> Outcome:
+        return self._run("mutation($id: ID!) { r: revokeSession(id: $id) }", {"id": session_id})
+
+    def revoke_other_sessions(self) -> Outcome:
+        outcome = self._run("mutation { r: revokeOtherSessions }")
+        if outcome.status == 200:
+            outcome.data = {"ended": outcome.data}
+        return outcome
+
+    def security_events(self, limit: int | None = None) -> Outcome:
+        fields = "kind at ip_address: ipAddress user_agent: userAgent"
+        if limit is None:
+            return self._run(f"{{ r: securityEvents {{ {fields} }} }}")
+        return self._run(
+            f"query($n: Int!) {{ r: securityEvents(limit: $n) {{ {fields} }} }}", {"n": limit}
+        )
+
+    def start_totp_setup(self) -> Outcome:
+        return self._run("mutation { r: startTotpSetup { secret otpauth_url: otpauthUrl } }")
+
+    def confirm_totp(self, code: str) -> Outcome:
+        outcome = self._run("mutation($c: String!) { r: confirmTotp(code: $c) }", {"c": code})
+        if outcome.status == 200:
+            outcome.data = {"recovery_codes": outcome.data}
+        return outcome
+
+    def disable_totp(self, password: str) -> Outcome:
+        return self._run("mutation($p: String!) { r: disableTotp(password: $p) }", {"p": password})
 
     def _run(self, query: str, variables: dict[str, Any] | None = None) -> Outcome:
         response = send_json(
@@ -253,11 +349,12 @@ class GraphQL(Face):
                 STATUS_BY_CODE.get(code, 500),
                 message=error["message"],
                 retry_after=error["extensions"].get("retryAfter"),
+                code=code,
             )
         value = body["data"]["r"]
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "username" in value:
             return Outcome(200, profile=value)
-        return Outcome(200, message=str(value))
+        return Outcome(200, message=str(value), data=value)
 
 
 FACES: dict[str, type[Face]] = {"rest": Rest, "graphql": GraphQL}

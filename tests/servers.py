@@ -20,6 +20,15 @@ import trustme
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
+# PostgreSQL needs a SECRET_KEY (SQLite makes one up); the tests' own, never a real one.
+TEST_SECRET_KEY = "test-secret-key-for-the-test-suite-only"
+
+
+def with_secret_key(database_url: str, settings: dict[str, str]) -> dict[str, str]:
+    """`settings` with SECRET_KEY added for PostgreSQL, unless the test chose one itself."""
+    if database_url.startswith("postgresql") and "SECRET_KEY" not in settings:
+        return {**settings, "SECRET_KEY": TEST_SECRET_KEY}
+    return settings
 
 
 def free_port() -> int:
@@ -67,7 +76,7 @@ class Server:
             "DATABASE_URL": database_url,
             "BCRYPT_ROUNDS": "4",
             "MAIL_DIR": str(log_dir / "mail"),
-            **settings,
+            **with_secret_key(database_url, settings),
         }
         with self.log_path.open("wb") as log:
             # The command is this class's own, never input.

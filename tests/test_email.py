@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import pyotp
 import pytest
 from starlette.testclient import TestClient
 
@@ -57,14 +58,14 @@ def test_signup_sends_a_verification_link_that_verifies_once(
     assert f"{make_settings().app_base_url}/verify-email?token={token}" in received.text
     assert received.text.count(token) == 1
     assert all(token not in str(value) for value in message.values())
-    assert face.account().account == {
+    assert face.account().data == {
         "email": "alice@example.com",
         "email_verified": False,
         "totp_enabled": False,
-        "created_at": face.account().account["created_at"],  # type: ignore[index]
+        "created_at": face.account().data["created_at"],
     }
     assert face.verify_email(token).status == 200
-    account = face.account().account
+    account = face.account().data
     assert account is not None and account["email_verified"] is True
     reused = face.verify_email(token)
     assert (reused.status, reused.message) == (400, UNUSABLE)
@@ -88,7 +89,7 @@ def test_account_is_created_at_signup_time_and_needs_a_login(face: Face, mailbox
     assert face.account().status == 403
     before = time.time()
     signup(face, mailbox)
-    account = face.account().account
+    account = face.account().data
     assert account is not None
     from datetime import datetime
 
@@ -118,7 +119,7 @@ def test_email_change_tells_the_old_address_and_verifies_the_new(
     assert "alice@example.com" in notice.text and "alice@new.example" in notice.text
     verification = mailbox.next(to="alice@new.example")
     assert verification.subject == "Confirm your email address"
-    account = face.account().account
+    account = face.account().data
     assert account is not None and account["email_verified"] is False
     # A link sent to the old address no longer verifies anything.
     assert (face.verify_email(second).status, face.verify_email(second).message) == (
@@ -126,7 +127,7 @@ def test_email_change_tells_the_old_address_and_verifies_the_new(
         UNUSABLE,
     )
     assert face.verify_email(verification.token).status == 200
-    account = face.account().account
+    account = face.account().data
     assert account is not None and account["email_verified"] is True
 
 
@@ -190,7 +191,7 @@ def test_password_reset_by_login_or_email(face: Face, mailbox: Mailbox) -> None:
         assert (outcome.status, outcome.message) == (400, UNUSABLE)
     assert face.login("alice", PASSWORD).status == 403
     assert face.login("alice", NEW_PASSWORD).status == 200
-    account = face.account().account
+    account = face.account().data
     assert account is not None and account["email_verified"] is True
 
 
@@ -352,3 +353,59 @@ def test_rest_profile_bodies_keep_their_five_keys(client: TestClient, mailbox: M
         "totp_enabled",
         "created_at",
     }
+
+
+def test_email_flows_are_in_the_security_log(face: Face, mailbox: Mailbox) -> None:
+    verification = signup(face, mailbox).token
+    assert face.verify_email(verification).status == 200
+    assert face.update_profile(email="alice@example.org").status == 200
+    mailbox.next(to="alice@example.com")  # the notice to the old address
+    mailbox.next(to="alice@example.org")  # the new address's verification
+    face.request_password_reset("alice")
+    assert (
+        face.reset_password(mailbox.next(to="alice@example.org").token, NEW_PASSWORD).status == 200
+    )
+    assert face.login("alice", NEW_PASSWORD).status == 200
+    kinds = [event["kind"] for event in face.security_events().data]
+    assert kinds == [
+        "LOGIN",
+        "PASSWORD_RESET",
+        "PASSWORD_RESET_REQUESTED",
+        "EMAIL_CHANGED",
+        "EMAIL_VERIFIED",
+        "SIGNUP",
+    ]
+
+
+def test_reset_requests_for_unknown_accounts_log_nothing(
+    face: Face, mailbox: Mailbox, make_settings: MakeSettings
+) -> None:
+    signup(face, mailbox)
+    assert face.request_password_reset("nobody@example.com").status == 200
+    assert query(make_settings(), "SELECT kind FROM security_events") == [("SIGNUP",)]
+
+
+def test_reset_requests_are_limited_per_client_address(
+    make_client: MakeClient, mailbox: Mailbox, face: Face
+) -> None:
+    limited = type(face)(make_client(smtp_url=mailbox.url, password_resets_per_ip=2))
+    for _ in range(2):
+        assert limited.request_password_reset("anyone").status == 200
+    refused = limited.request_password_reset("anyone")
+    assert refused.status == 429
+    assert refused.retry_after is not None and 0 < refused.retry_after <= 3600
+
+
+def test_reset_leaves_the_second_factor_on(face: Face, mailbox: Mailbox) -> None:
+    signup(face, mailbox)
+    secret = face.start_totp_setup().data["secret"]
+    assert face.confirm_totp(pyotp.TOTP(secret).at(time.time() - 30)).status == 200
+    assert face.account().data["totp_enabled"] is True
+    face.client.cookies.clear()
+    face.request_password_reset("alice")
+    assert (
+        face.reset_password(mailbox.next(to="alice@example.com").token, NEW_PASSWORD).status == 200
+    )
+    refused = face.login("alice", NEW_PASSWORD)
+    assert (refused.status, refused.code) == (403, "TOTP_REQUIRED")
+    assert face.login("alice", NEW_PASSWORD, otp=pyotp.TOTP(secret).now()).status == 200

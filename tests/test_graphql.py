@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
+import pyotp
 import pytest
 from starlette.testclient import TestClient
 
 from core import accounts
+from core.config import Settings
+from schema.api import create_schema
 from tests.types import MakeClient
 
 PASSWORD = "correct horse battery"
@@ -157,3 +161,50 @@ def test_json_nested_too_deeply_to_decode_is_400(client: TestClient) -> None:
         assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     params = {"query": "{ me { username } }", "variables": too_deep}
     assert client.get("/graphql", params=params).status_code == 400
+
+
+def test_schema_has_the_contracts_account_security_shapes() -> None:
+    sdl = create_schema(Settings()).as_str()
+    for line in (
+        "sessions: [Session!]!",
+        "securityEvents(limit: Int! = 50): [SecurityEvent!]!",
+        "revokeSession(id: ID!): Boolean!",
+        "revokeOtherSessions: Int!",
+        "startTotpSetup: TotpSetup!",
+        "confirmTotp(code: String!): [String!]!",
+        "disableTotp(password: String!): Boolean!",
+        "otp: String",
+        "createdAt: DateTime!",
+        "lastSeenAt: DateTime!",
+        "expiresAt: DateTime!",
+        "userAgent: String!",
+        "ipAddress: String!",
+        "current: Boolean!",
+        "kind: SecurityEventKind!",
+        "at: DateTime!",
+        "otpauthUrl: String!",
+    ):
+        assert line in sdl, line
+    kinds = (
+        "SIGNUP LOGIN LOGIN_FAILED LOGOUT PASSWORD_CHANGED PASSWORD_RESET_REQUESTED "
+        "PASSWORD_RESET EMAIL_CHANGED EMAIL_VERIFIED SESSION_REVOKED TOTP_ENABLED "
+        "TOTP_DISABLED RECOVERY_CODE_USED"
+    )
+    enum = sdl.split("enum SecurityEventKind {")[1].split("}")[0].split()
+    assert enum == kinds.split()
+    assert "id: ID!" in sdl.split("type Session {")[1].split("}")[0]
+
+
+def test_wrong_code_at_login_and_a_missing_one_are_both_totp_required(
+    client: TestClient,
+) -> None:
+    client.post("/signup", json={"login": "alice", "password": PASSWORD, "email": "a@b.co"})
+    secret = gql(client, "mutation { startTotpSetup { secret } }")
+    assert isinstance(secret["data"], dict)
+    totp = pyotp.TOTP(secret["data"]["startTotpSetup"]["secret"])
+    gql(client, "mutation($c: String!) { confirmTotp(code: $c) }", c=totp.at(time.time() - 30))
+    login = "mutation($i: LoginInput!) { login(input: $i) { username } }"
+    for extra in ({}, {"otp": "12345x"}):
+        body = gql(client, login, i={"login": "alice", "password": PASSWORD, **extra})
+        assert body["data"] is None
+        assert first_error_code(body) == "TOTP_REQUIRED"

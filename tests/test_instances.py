@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
 from tests.images import encode
@@ -187,3 +188,50 @@ def test_simultaneous_wrong_logins_over_two_instances_get_exactly_the_limits(
         by_account = Counter(pool.map(lambda i: attempt(i, "alice", f"198.51.100.{i}"), range(40)))
     assert by_address == Counter({403: 5, 429: 25})
     assert by_account == Counter({403: 10, 429: 30})
+
+
+def test_session_revoked_on_one_instance_is_refused_by_the_other_at_once(
+    pair: tuple[Server, Server],
+) -> None:
+    a, b = pair
+    laptop = _signup(a)
+    login = {"login": "alice", "password": PASSWORD}
+    phone = _cookie(httpx.post(f"{b.url}/login", json=login, headers={"user-agent": "Phone"}))
+    listed = httpx.get(f"{b.url}/sessions", headers=laptop).json()
+    assert [(s["user_agent"], s["current"]) for s in listed] == [
+        ("Phone", False),
+        ("python-httpx/" + httpx.__version__, True),
+    ]
+    assert _profile(b, phone).status_code == 200
+    revoked = httpx.delete(f"{a.url}/sessions/{listed[0]['id']}", headers=laptop)
+    assert revoked.status_code == 200
+    assert _profile(b, phone).status_code == 403
+    assert _profile(a, phone).status_code == 403
+    # And the other way round: every other session ended through b, seen by a.
+    tablet = _cookie(httpx.post(f"{a.url}/login", json=login))
+    ended = httpx.delete(f"{b.url}/sessions", headers=laptop)
+    assert ended.json() == {"message": "Every other session ended", "ended": 1}
+    assert _profile(a, tablet).status_code == 403
+    assert _profile(a, laptop).status_code == 200
+
+
+def test_one_totp_code_sent_to_both_instances_at_once_logs_in_once(
+    pair: tuple[Server, Server],
+) -> None:
+    a, b = pair
+    cookie = _signup(a)
+    secret = httpx.post(f"{a.url}/totp/setup", headers=cookie).json()["secret"]
+    totp = pyotp.TOTP(secret)
+    if 30 - time.time() % 30 < 5:
+        time.sleep(6)
+    previous = totp.at(time.time() - 30)
+    confirmed = httpx.post(f"{b.url}/totp/confirm", json={"code": previous}, headers=cookie)
+    assert confirmed.status_code == 200, confirmed.text
+    body = {"login": "alice", "password": PASSWORD, "otp": totp.now()}
+
+    def attempt(i: int) -> int:
+        return httpx.post(f"{pair[i % 2].url}/login", json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = Counter(pool.map(attempt, range(6)))
+    assert statuses == Counter({200: 1, 403: 5})

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 
+import pyotp
 import pytest
 from starlette.testclient import TestClient
 
@@ -189,3 +191,45 @@ def test_an_unexpected_error_in_an_operation_is_logged_once(
     logged = [record for record in caplog.records if "unexpected error" in record.message]
     assert len(logged) == 1
     assert logged[0].exc_info is not None
+
+
+def test_limit_query_parameter_must_be_an_integer(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    for limit in ("abc", "1.5", "1_0", "+5", "\u0663", "", "9" * 5000, "99999999999"):
+        response = client.get("/security-events", params={"limit": limit})
+        assert response.status_code == 400, limit
+        assert set(response.json()) == {"message"}
+    assert len(client.get("/security-events", params={"limit": "1"}).json()) == 1
+
+
+def test_totp_required_is_told_apart_from_a_wrong_password_by_its_code(client: TestClient) -> None:
+    client.post("/signup", json=SIGNUP)
+    secret = client.post("/totp/setup").json()["secret"]
+    code = pyotp.TOTP(secret).at(time.time() - 30)
+    assert client.post("/totp/confirm", json={"code": code}).status_code == 200
+    client.cookies.clear()
+    wrong = client.post("/login", json={"login": "alice", "password": "not the password"})
+    needed = client.post("/login", json={"login": "alice", "password": PASSWORD})
+    assert wrong.status_code == needed.status_code == 403
+    assert set(wrong.json()) == {"message"}
+    assert needed.json() == {"message": needed.json()["message"], "code": "TOTP_REQUIRED"}
+    assert "set-cookie" not in needed.headers
+    mistyped = client.post("/login", json={"login": "alice", "password": PASSWORD, "otp": 123456})
+    assert mistyped.status_code == 400
+
+
+def test_openapi_describes_path_and_query_parameters(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    [session_id] = paths["/sessions/{id}"]["delete"]["parameters"]
+    assert session_id == {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    [limit] = paths["/security-events"]["get"]["parameters"]
+    assert limit["in"] == "query" and limit["required"] is False
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}
+    listed = paths["/sessions"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert listed["schema"]["type"] == "array"
+    assert set(paths["/sessions"]) == {"get", "delete"}

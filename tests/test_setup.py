@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 from sqlmodel import SQLModel
 from starlette.testclient import TestClient
 
 import core.models  # noqa: F401
+from core import sessions
 from core.config import Settings, SettingsError, load_settings
-from core.db import Database
-from core.security import SCHEME, VERSION
+from core.db import MIGRATIONS, Database
+from core.security import SCHEME, VERSION, token_digest
+from tests.servers import TEST_SECRET_KEY
 from tests.types import MakeClient, MakeSettings
 
 
@@ -81,7 +87,7 @@ def test_migrations_match_models(make_settings: MakeSettings) -> None:
 def test_concurrent_migrations_of_a_fresh_database_run_one_at_a_time(
     fresh_database_url: str,
 ) -> None:
-    settings = Settings(database_url=fresh_database_url)
+    settings = Settings(database_url=fresh_database_url, secret_key=TEST_SECRET_KEY)
 
     async def migrate_together() -> int:
         databases = [Database(settings) for _ in range(4)]
@@ -206,3 +212,84 @@ def test_limit_settings_have_contract_names_and_defaults(
         monkeypatch.setenv(name, invalid)
         with pytest.raises(SettingsError, match=name):
             load_settings()
+
+
+def test_secret_key_shorter_than_32_characters_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SECRET_KEY", "x" * 31)
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load_settings()
+    monkeypatch.setenv("SECRET_KEY", "x" * 32)
+    assert load_settings().secret_key is not None
+
+
+def test_postgresql_without_secret_key_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/accounts")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load_settings()
+    result = subprocess.run(
+        [sys.executable, "-m", "app"],
+        env={**os.environ, "SECRET_KEY": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "SECRET_KEY" in result.stderr
+    monkeypatch.setenv("SECRET_KEY", "y" * 40)
+    assert load_settings().secret_key is not None
+
+
+def test_secret_key_is_not_shown_with_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", "a very secret key that nobody may see")
+    settings = load_settings()
+    assert "nobody may see" not in repr(settings) and "nobody may see" not in str(settings)
+
+
+def test_sessions_started_before_the_session_list_existed_keep_working(
+    fresh_database_url: str,
+) -> None:
+    settings = Settings(database_url=fresh_database_url, secret_key=TEST_SECRET_KEY)
+    token = "a-session-started-before-the-upgrade"
+
+    def upgrade_to(revision: str) -> Callable[[Connection], None]:
+        def run(connection: Connection) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+        return run
+
+    async def scenario() -> tuple[list[str], object]:
+        database = Database(settings)
+        async with database.engine.begin() as connection:
+            await connection.run_sync(upgrade_to("0001"))
+            await connection.execute(
+                text(
+                    "INSERT INTO users (login, login_key, email, email_key, firstname,"
+                    " lastname, password_hash, created_at) VALUES ('alice', 'alice',"
+                    " 'a@b.co', 'a@b.co', '', '', 'x', 0)"
+                )
+            )
+            for digest in (token_digest(token), token_digest("another one")):
+                await connection.execute(
+                    text(
+                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at,"
+                        " last_seen_at) VALUES (:h, 1, 0, 9e12, 0)"
+                    ),
+                    {"h": digest},
+                )
+        await database.migrate()
+        async with database.engine.connect() as connection:
+            ids = list((await connection.execute(text("SELECT id FROM sessions"))).scalars())
+        principal = await sessions.resolve(database, token)
+        await database.dispose()
+        return ids, principal
+
+    ids, principal = asyncio.run(scenario())
+    assert principal is not None
+    assert len(set(ids)) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)

@@ -36,7 +36,7 @@ def _delete_first(
 async def _signed_up(rt: Runtime) -> Principal:
     await rt.db.migrate()
     signed_in = await accounts.signup(
-        rt, login="alice", password=PASSWORD, email="a@b.co", client="127.0.0.1"
+        rt, login="alice", password=PASSWORD, email="a@b.co", client="127.0.0.1", user_agent="test"
     )
     principal = await sessions.resolve(rt.db, signed_in.session.token)
     assert principal is not None
@@ -60,6 +60,7 @@ def test_password_change_of_an_account_deleted_meanwhile(
                     old_password=PASSWORD,
                     new_password="another passphrase",
                     client="t",
+                    user_agent="test",
                 )
         finally:
             rt.passwords.close()
