@@ -30,7 +30,7 @@ from core.mail.delivery import FileDelivery, SmtpDelivery
 from core.mail.message import build, parse_sender
 from core.mail.templates import render
 from tests.mail import Mailbox, parse, query
-from tests.servers import free_port
+from tests.servers import TEST_SECRET_KEY, free_port
 from tests.types import MakeClient, MakeSettings, StartServer
 
 PASSWORD = "correct horse battery"
@@ -313,7 +313,7 @@ async def _rows(database: Database, sql: str) -> list[tuple[object, ...]]:
 def test_sender_survives_a_database_hiccup_and_stops_promptly(
     fresh_database_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings(database_url=fresh_database_url)
+    settings = Settings(database_url=fresh_database_url, secret_key=TEST_SECRET_KEY)
 
     async def scenario() -> tuple[int, float]:
         database = Database(settings)

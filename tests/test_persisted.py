@@ -21,7 +21,7 @@ from core.config import Settings, SettingsError, load_settings
 from core.db import Database
 from rest_compat.translator import DOCUMENT_PATH
 from schema.persisted import standalone_operations
-from tests.servers import ROOT, Server
+from tests.servers import ROOT, TEST_SECRET_KEY, Server
 from tests.types import MakeClient, MakeSettings, StartServer
 
 ME = "query Me { me { username } }"
@@ -255,7 +255,7 @@ def test_persisted_only_keeps_the_rest_layer_working(make_client: MakeClient) ->
 
 def _count_and_touch(database_url: str, key: str) -> tuple[int, float]:
     async def query() -> tuple[int, float]:
-        database = Database(Settings(database_url=database_url))
+        database = Database(Settings(database_url=database_url, secret_key=TEST_SECRET_KEY))
         async with database.engine.connect() as connection:
             count = (
                 await connection.execute(text("SELECT count(*) FROM persisted_documents"))
