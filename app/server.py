@@ -119,6 +119,9 @@ def create_app(settings: Settings) -> ASGIApp:
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
+    # `POST /login/` is an unknown path (404), not a 307 to `/login`: a client following
+    # the redirect would re-send its body, password included, to a URL it never chose.
+    app.router.redirect_slashes = False
     asgi: ASGIApp = RequestLimits(
         HotPaths(app, routes),
         upload_max_bytes=settings.avatar_max_bytes,
