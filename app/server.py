@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import pages
+from app.cors import Cors
 from app.link_pages import link_page_routes
 from app.metrics import metrics_endpoint, process_exited, sample_forever
 from app.observe import Observe, RouteTemplates
@@ -131,21 +131,7 @@ def create_app(settings: Settings) -> ASGIApp:
     if settings.cors_origins:
         # Around the limits, so a listed origin can read their 413/408/503 too. Without
         # listed origins the browser's same-origin rule is the whole policy.
-        asgi = CORSMiddleware(
-            asgi,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=[
-                "content-type",
-                "apollo-require-preflight",
-                "x-requested-with",
-                "x-request-id",
-            ],
-            # A frontend can show the id a user quotes to support.
-            expose_headers=["x-request-id"],
-            max_age=600,
-        )
+        asgi = Cors(asgi, settings.cors_origins)
     templates = RouteTemplates(app.routes)
     if tracing is not None:
         asgi = tracing.middleware(asgi, templates)
