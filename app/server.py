@@ -26,6 +26,7 @@ from app.observe import Observe, RouteTemplates
 from app.web import RequestLimits, SecurityHeaders
 from core import avatars
 from core.config import Settings
+from core.errors import Unavailable
 from core.mail.delivery import delivery_for
 from core.mail.sender import Sender
 from core.runtime import Runtime
@@ -116,7 +117,11 @@ def create_app(settings: Settings) -> ASGIApp:
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={
+            HTTPException: _http_error,
+            Unavailable: _unavailable,
+            Exception: _unexpected,
+        },
         lifespan=lifespan,
     )
     # `POST /login/` is an unknown path (404), not a 307 to `/login`: a client following
@@ -184,6 +189,12 @@ class HotPaths:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return message_response(exc.status_code, exc.detail, headers=exc.headers)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    # Logged where it arose (core/db.py), once; the client is told when to retry.
+    assert isinstance(exc, Unavailable)
+    return message_response(503, exc.message, headers={"retry-after": str(exc.retry_after)})
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
