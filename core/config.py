@@ -30,8 +30,9 @@ COUNT_MAX = 1_000_000_000
 WINDOW_MAX = 30 * DAY
 # Pydantic's error types for a number outside its range (NaN and infinities included).
 OUT_OF_RANGE = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
-# A host name as RFC 1123 spells it: dot-separated labels of letters, digits and inner hyphens.
-HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+# A host name as RFC 1123 spells it: dot-separated labels of letters, digits and inner hyphens
+# (and underscores, which Docker Compose service names may hold and resolvers accept).
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

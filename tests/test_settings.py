@@ -69,6 +69,7 @@ def test_numbers_out_of_range_stop_start_up_naming_the_setting(
         "::1",
         "localhost",
         "api.example.com.",
+        "accounts_db",
     ],
 )
 def test_host_accepts_addresses_and_host_names(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
