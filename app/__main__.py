@@ -45,6 +45,8 @@ def main(argv: list[str]) -> int:
             port=settings.port,
             workers=settings.workers,
             proxy_headers=False,
+            # httptools with bounds on the request line and headers (app/protocol.py).
+            http="app.protocol:BoundedHttpTools",
             log_config=log_config,
             access_log=settings.access_log,
             server_header=False,

@@ -13,19 +13,20 @@ from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import pages
+from app.cors import Cors
 from app.link_pages import link_page_routes
 from app.metrics import metrics_endpoint, process_exited, sample_forever
 from app.observe import Observe, RouteTemplates
 from app.web import RequestLimits, SecurityHeaders
 from core import avatars
 from core.config import Settings
+from core.errors import Unavailable
 from core.mail.delivery import delivery_for
 from core.mail.sender import Sender
 from core.runtime import Runtime
@@ -116,9 +117,16 @@ def create_app(settings: Settings) -> ASGIApp:
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={
+            HTTPException: _http_error,
+            Unavailable: _unavailable,
+            Exception: _unexpected,
+        },
         lifespan=lifespan,
     )
+    # `POST /login/` is an unknown path (404), not a 307 to `/login`: a client following
+    # the redirect would re-send its body, password included, to a URL it never chose.
+    app.router.redirect_slashes = False
     asgi: ASGIApp = RequestLimits(
         HotPaths(app, routes),
         upload_max_bytes=settings.avatar_max_bytes,
@@ -128,21 +136,7 @@ def create_app(settings: Settings) -> ASGIApp:
     if settings.cors_origins:
         # Around the limits, so a listed origin can read their 413/408/503 too. Without
         # listed origins the browser's same-origin rule is the whole policy.
-        asgi = CORSMiddleware(
-            asgi,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=[
-                "content-type",
-                "apollo-require-preflight",
-                "x-requested-with",
-                "x-request-id",
-            ],
-            # A frontend can show the id a user quotes to support.
-            expose_headers=["x-request-id"],
-            max_age=600,
-        )
+        asgi = Cors(asgi, settings.cors_origins)
     templates = RouteTemplates(app.routes)
     if tracing is not None:
         asgi = tracing.middleware(asgi, templates)
@@ -195,6 +189,12 @@ class HotPaths:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return message_response(exc.status_code, exc.detail, headers=exc.headers)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    # Logged where it arose (core/db.py), once; the client is told when to retry.
+    assert isinstance(exc, Unavailable)
+    return message_response(503, exc.message, headers={"retry-after": str(exc.retry_after)})
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

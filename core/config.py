@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
+from pathlib import Path
 from typing import Annotated, Literal
 
+from annotated_types import Ge, Le
 from pydantic import (
     Field,
     SecretStr,
@@ -11,12 +15,24 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core import persisted
 
 MiB = 1024 * 1024
 SECRET_KEY_MIN = 32
+DAY = 24 * 3600
+# Every number has a range (README "Settings"): a value past it is a mistake that would
+# otherwise hang the service (bcrypt cost 31) or fail long after start-up (a date past the
+# year 9999). Counts stay below PostgreSQL's 32-bit integer; windows hold a month at most.
+COUNT_MAX = 1_000_000_000
+WINDOW_MAX = 30 * DAY
+# Pydantic's error types for a number outside its range (NaN and infinities included).
+OUT_OF_RANGE = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
+# A host name as RFC 1123 spells it: dot-separated labels of letters, digits and inner hyphens
+# (and underscores, which Docker Compose service names may hold and resolvers accept).
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -27,34 +43,37 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, frozen=True, extra="ignore")
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    port: int = Field(default=8000, ge=1, le=65535)
     database_url: str = "sqlite+aiosqlite:///var/app.db"
-    bcrypt_rounds: int = Field(default=12, ge=4, le=31)
-    session_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # Each step doubles the cost: 12 is ~0.25 s here, 16 ~4 s, 31 would be days per login.
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    # Browsers cap a cookie's Max-Age at 400 days.
+    session_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60, le=400 * DAY)
     cookie_secure: bool = False
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     avatar_max_bytes: int = Field(default=6 * MiB, ge=1024, le=64 * MiB)
     public_url: str = ""
     graphql_introspection: bool = True
-    login_failures_per_account: int = Field(default=10, ge=1)
-    login_failures_per_ip: int = Field(default=100, ge=1)
-    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_failures_per_account: int = Field(default=10, ge=1, le=COUNT_MAX)
+    login_failures_per_ip: int = Field(default=100, ge=1, le=COUNT_MAX)
+    login_failure_window_seconds: int = Field(default=900, ge=1, le=WINDOW_MAX)
     # Hostile input (issue 11): every path that hashes a password or decodes an image is
     # limited (core/throttle.py), and a browser that logged in before gets past an account
     # lock through its device cookie unless the device itself failed this many times.
-    signups_per_ip: int = Field(default=20, ge=1)
-    signup_window_seconds: int = Field(default=3600, ge=1)
-    password_resets_per_ip: int = Field(default=20, ge=1)
-    login_failures_per_device: int = Field(default=10, ge=1)
-    avatar_uploads_per_hour: int = Field(default=20, ge=1)
+    signups_per_ip: int = Field(default=20, ge=1, le=COUNT_MAX)
+    signup_window_seconds: int = Field(default=3600, ge=1, le=WINDOW_MAX)
+    password_resets_per_ip: int = Field(default=20, ge=1, le=COUNT_MAX)
+    login_failures_per_device: int = Field(default=10, ge=1, le=COUNT_MAX)
+    avatar_uploads_per_hour: int = Field(default=20, ge=1, le=COUNT_MAX)
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     workers: int = Field(default=1, ge=1, le=64)
     # One log line per request costs about a tenth of the throughput; a load balancer in
     # front usually keeps these lines already.
     access_log: bool = False
     migrate_on_start: bool = True
-    db_pool_size: int = Field(default=10, ge=1, le=1000)
-    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Each process opens up to twice this many connections (the pool and its overflow).
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_timeout_seconds: float = Field(default=10.0, ge=0.1, le=300, allow_inf_nan=False)
     # Cookies for frontends on another site: `none` lets a listed frontend on another site
     # use the session from fetch(..., {credentials: "include"}); it is only safe (and only
     # accepted by browsers) on HTTPS, and only useful with origins listed in CORS_ORIGINS.
@@ -118,9 +137,10 @@ class Settings(BaseSettings):
     mail_from: str = "Accounts <no-reply@localhost>"
     mail_dir: str = "var/mail"
     app_url: str = ""
-    email_token_ttl_seconds: int = Field(default=86400, ge=60)
-    password_reset_ttl_seconds: int = Field(default=1800, ge=60)
-    emails_per_account_per_hour: int = Field(default=5, ge=1)
+    email_token_ttl_seconds: int = Field(default=86400, ge=60, le=365 * DAY)
+    # A reset link is a key to the account for as long as it works: a week at most.
+    password_reset_ttl_seconds: int = Field(default=1800, ge=60, le=7 * DAY)
+    emails_per_account_per_hour: int = Field(default=5, ge=1, le=COUNT_MAX)
 
     # Account security (sessions you can see, the security log, TOTP). SECRET_KEY is the root
     # of the keys that seal second-factor secrets (core/keys.py); unset with SQLite, a random
@@ -197,6 +217,32 @@ class Settings(BaseSettings):
         parse_sender(value)
         return value
 
+    @field_validator("mail_dir")
+    @classmethod
+    def _check_mail_dir(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("smtp_url"):
+            return value  # messages go to the SMTP server; the directory is never used
+        problem = _unwritable(Path(value))
+        if problem:
+            raise ValueError(
+                f"{value!r} {problem} (the .eml files go there while SMTP_URL is empty)"
+            )
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            labels = value.removesuffix(".").split(".")
+            if len(value) > 253 or not all(HOST_LABEL.fullmatch(label) for label in labels):
+                raise ValueError(
+                    f"{value!r} is not an IP address or host name "
+                    "(no scheme, port or brackets: 127.0.0.1, ::1, 0.0.0.0, localhost)"
+                ) from None
+        return value
+
     @property
     def app_base_url(self) -> str:
         """Where the links in messages point: APP_URL, else PUBLIC_URL, else HOST:PORT."""
@@ -222,19 +268,54 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+def _unwritable(directory: Path) -> str:
+    """Why files cannot be written into `directory` (made when needed); empty when they can.
+
+    Nothing is created here: the nearest existing folder must be a writable directory.
+    """
+    existing = directory
+    try:
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"cannot be created: {str(existing)!r} is not a directory"
+    except OSError as exc:
+        return f"cannot be checked: {exc.strerror}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == directory:
+            return "is not writable"
+        return f"cannot be created: {str(existing)!r} is not writable"
+    return ""
+
+
 class SettingsError(Exception):
     """Raised at start-up when the environment holds an invalid setting."""
+
+
+def bounds(name: str) -> tuple[float, float] | None:
+    """The range a numeric setting accepts (both ends included), None for other settings."""
+    rules = Settings.model_fields[name].metadata
+    low = next((rule.ge for rule in rules if isinstance(rule, Ge)), None)
+    high = next((rule.le for rule in rules if isinstance(rule, Le)), None)
+    if low is None or high is None:
+        return None
+    return float(low), float(high)  # type: ignore[arg-type]
 
 
 def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        # A rule across settings (a model validator) has no location; its message names them.
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-            if error["loc"]
-            else error["msg"]
-            for error in exc.errors()
-        )
-        raise SettingsError(f"invalid setting {problems}") from None
+        raise SettingsError(f"invalid setting {'; '.join(map(_problem, exc.errors()))}") from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    if not error["loc"]:
+        return error["msg"]  # a rule across settings (a model validator) names them itself
+    name = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    limits = bounds(name) if name in Settings.model_fields else None
+    if limits is not None and error["type"] in OUT_OF_RANGE:
+        low, high = (f"{limit:.0f}" if limit.is_integer() else str(limit) for limit in limits)
+        message = f"{str(error['input'])[:40]} is out of range; use {low} to {high}"
+    return f"{name.upper()}: {message}"

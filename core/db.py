@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -16,12 +18,15 @@ from sqlalchemy import ColumnElement, Connection, Insert, TextClause, event, tex
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.config import Settings
-from core.errors import TooManyRequests
+from core.errors import TooManyRequests, Unavailable
+
+logger = logging.getLogger("accounts.db")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant will do: instances sharing a PostgreSQL database take this lock so that
@@ -31,6 +36,13 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A reader in WAL mode waits for nobody, except for a moment while the log is being reset;
 # it runs on the event loop, so it never waits long.
 SQLITE_READER_BUSY_TIMEOUT_MS = 250
+# PostgreSQL error classes that mean "cannot serve now" rather than a bug: connection
+# exceptions (08), insufficient resources such as too many connections (53), operator
+# intervention such as a shutdown or a cancelled query (57), and a database that is gone.
+UNREACHABLE_SQLSTATES = ("08", "53", "57", "3D000")
+# Seconds a client is asked to wait: a pool frees up quickly, a restarting server less so.
+POOL_RETRY_AFTER = 1
+UNREACHABLE_RETRY_AFTER = 5
 
 
 class Database:
@@ -71,17 +83,16 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session:
-            with _lock_errors():
+        with _database_errors():
+            async with self._sessions() as session:
                 yield session
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A transaction that commits when the block ends, or rolls back on an error."""
-        async with self._writer() as session:
-            with _lock_errors():
-                async with session.begin():
-                    yield session
+        with _database_errors():
+            async with self._writer() as session, session.begin():
+                yield session
 
     async def fetch_one(self, sql: str, **params: Any) -> Mapping[str, Any] | None:
         """The first row of a short, indexed read, by the cheapest route the database has.
@@ -93,13 +104,14 @@ class Database:
         committed before it, by any process. On PostgreSQL it is one pooled Core query.
         """
         if self._sqlite_path is not None:
-            with _lock_errors():
+            with _database_errors():
                 row: Mapping[str, Any] | None = (
                     self._sqlite_reader().execute(sql, params).fetchone()
                 )
             return row
-        async with self.engine.connect() as conn:
-            first = (await conn.execute(_text(sql), params)).first()
+        with _database_errors():
+            async with self.engine.connect() as conn:
+                first = (await conn.execute(_text(sql), params)).first()
         return None if first is None else cast(Mapping[str, Any], first._mapping)
 
     def read_through_engine(self) -> None:
@@ -145,7 +157,7 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except (OSError, DBAPIError):
+        except (OSError, DBAPIError, PoolTimeout):
             return False
         return True
 
@@ -179,15 +191,55 @@ def _text(sql: str) -> TextClause:
 
 
 @contextmanager
-def _lock_errors() -> Iterator[None]:
-    # SQLite waits its busy timeout for a lock; past that the client is told to retry
-    # rather than shown an internal error.
+def _database_errors() -> Iterator[None]:
+    """A database that cannot serve now is the client's to retry, never an internal error.
+
+    SQLite waits its busy timeout for a lock, then `429`; a PostgreSQL pool that has no
+    connection free within DB_POOL_TIMEOUT_SECONDS, or a server that is gone, refuses
+    connections or drops them, `Unavailable` (`503`). Logged here, once, in one line.
+    """
     try:
         yield
-    except (OperationalError, sqlite3.OperationalError) as exc:
-        if "database is locked" not in str(exc):
-            raise
-        raise TooManyRequests("The service is busy; try again shortly", retry_after=1) from exc
+    except Exception as exc:
+        if _is_locked(exc):
+            raise TooManyRequests("The service is busy; try again shortly", retry_after=1) from exc
+        if isinstance(exc, PoolTimeout):
+            logger.warning("database pool exhausted: no connection free within the timeout")
+            raise Unavailable(
+                "The service is busy; try again shortly", retry_after=POOL_RETRY_AFTER
+            ) from exc
+        if _is_unreachable(exc):
+            logger.warning("database unavailable: %s", _describe(exc))
+            raise Unavailable(
+                "The service is temporarily unavailable; try again shortly",
+                retry_after=UNREACHABLE_RETRY_AFTER,
+            ) from exc
+        raise
+
+
+def _is_locked(exc: Exception) -> bool:
+    return isinstance(exc, OperationalError | sqlite3.OperationalError) and (
+        "database is locked" in str(exc)
+    )
+
+
+def _is_unreachable(exc: Exception) -> bool:
+    # TimeoutError: asyncpg's command timeout (three times DB_POOL_TIMEOUT_SECONDS) ran out.
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    if not isinstance(exc, DBAPIError) or isinstance(exc.orig, sqlite3.Error):
+        return False
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    return exc.connection_invalidated or state.startswith(UNREACHABLE_SQLSTATES)
+
+
+def _describe(exc: Exception) -> str:
+    # The driver's own exception says what happened ("database ... does not exist");
+    # statement parameters are never in it (hide_parameters).
+    cause: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
+    cause = cause.__cause__ or cause
+    lines = str(cause).splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
 
 
 def _tune_sqlite(engine: Any) -> None:

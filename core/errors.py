@@ -67,6 +67,17 @@ class TooManyRequests(ServiceError):
         self.limit = limit
 
 
+class Unavailable(ServiceError):
+    """The database cannot serve the request now (no pooled connection free in time, or the
+    server unreachable); the client may retry after `retry_after` seconds."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
 class TotpRequired(ServiceError):
     """The password was right, but the account has a second factor and no valid code came."""
 

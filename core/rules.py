@@ -81,6 +81,8 @@ def name(value: str, field: str) -> str:
         raise InvalidInput(field, f"at most {NAME_MAX} characters")
     if _has_control(value):
         raise InvalidInput(field, "must not contain control characters")
+    if _has_break(value):
+        raise InvalidInput(field, "must not contain line or paragraph separators")
     if any(unicodedata.category(char) == "Cf" and char not in _JOINERS for char in value):
         raise InvalidInput(field, "must not contain invisible formatting characters")
     return value
@@ -91,7 +93,7 @@ def lookup_key(value: str) -> str | None:
 
     Checked after folding, which can lengthen the text past any column it could match.
     """
-    if len(value) > EMAIL_MAX or _has_control(value):
+    if len(value) > EMAIL_MAX or _has_control(value) or _has_break(value):
         return None
     folded = key(value)
     if len(folded) > (EMAIL_MAX if "@" in folded else LOGIN_MAX):
@@ -103,6 +105,12 @@ def _has_control(value: str) -> bool:
     # Cc: control characters (NUL included, which PostgreSQL cannot store);
     # Cs: lone surrogates, which no database encoding accepts.
     return any(unicodedata.category(char) in ("Cc", "Cs") for char in value)
+
+
+def _has_break(value: str) -> bool:
+    # Zl, Zp: U+2028 and U+2029, line breaks to JavaScript, many log viewers and editors,
+    # so a name holding one could start a forged second line wherever it is shown.
+    return any(unicodedata.category(char) in ("Zl", "Zp") for char in value)
 
 
 def key(value: str) -> str:

@@ -14,7 +14,10 @@ ERROR_TEXT = {
     413: "The body is too large",
     415: "Wrong content type",
     429: "Too many attempts; see Retry-After",
+    503: "The database cannot serve now; retry after Retry-After seconds",
 }
+# What any endpoint that reads the database may answer, whatever its own errors.
+ALWAYS = (503,)
 
 PROFILE = {
     "type": "object",
@@ -53,6 +56,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "304": {"description": "Not modified (If-None-Match)"},
                 "404": _error(404),
+                "503": _error(503),
             },
         }
     }
@@ -115,7 +119,7 @@ def _operation(endpoint: Endpoint, method: str) -> dict[str, Any]:
         "summary": endpoint.summary,
         "responses": {
             "200": _json("Success", _result(endpoint)),
-            **{str(status): _error(status) for status in endpoint.errors},
+            **{str(status): _error(status) for status in (*endpoint.errors, *ALWAYS)},
         },
     }
     if endpoint.session:

@@ -43,6 +43,7 @@ STATUS_BY_CODE = {
     "CONFLICT": 409,
     "PAYLOAD_TOO_LARGE": 413,
     "TOO_MANY_REQUESTS": 429,
+    "SERVICE_UNAVAILABLE": 503,
 }
 
 # Errors whose body also carries the code, where one status has two meanings a client must

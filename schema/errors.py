@@ -8,7 +8,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from core.errors import InvalidInput, ServiceError, TooManyRequests
+from core.errors import InvalidInput, ServiceError, TooManyRequests, Unavailable
 
 logger = logging.getLogger("accounts.errors")
 
@@ -20,7 +20,7 @@ def service_extensions(error: ServiceError) -> dict[str, Any]:
     extensions: dict[str, Any] = {"code": error.code}
     if isinstance(error, InvalidInput):
         extensions["field"] = error.field
-    if isinstance(error, TooManyRequests):
+    if isinstance(error, TooManyRequests | Unavailable):
         extensions["retryAfter"] = error.retry_after
     return extensions
 

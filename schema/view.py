@@ -25,11 +25,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.asgi import GraphQL
 
+from core.errors import Unavailable
 from core.runtime import Runtime
 from schema.api import Schema
 from schema.context import Context, apply_cookie
 from schema.documents import QueryTooLarge
-from schema.errors import public_error
+from schema.errors import public_error, service_extensions
 from schema.execution import run, select_operation
 from schema.http import GRAPHQL_RESPONSE, BodyTooLarge, RequestError, response_media_type
 from schema.persisted import PersistedQueries, standalone_operations
@@ -67,6 +68,9 @@ class GraphQLView(GraphQL[Context, None]):
         except (QueryTooLarge, BodyTooLarge) as exc:
             message = exc.detail if isinstance(exc, BodyTooLarge) else str(exc)
             response = errors_response(413, message, "PAYLOAD_TOO_LARGE", media)
+        except Unavailable as exc:
+            # The database failed before the operation ran (finding a persisted document).
+            response = unavailable_response(exc, media)
         finally:
             if form is not None:
                 await form.close()
@@ -133,6 +137,12 @@ def errors_response(
 ) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return json_response(body, status, media, headers)
+
+
+def unavailable_response(error: Unavailable, media: str) -> Response:
+    body = {"errors": [{"message": error.message, "extensions": service_extensions(error)}]}
+    headers = {"retry-after": str(error.retry_after)}
+    return json_response(body, 503, media, headers)
 
 
 def json_response(

@@ -187,6 +187,25 @@ def test_fields_with_unstorable_characters_are_bad_input(face: Face) -> None:
     assert face.signup("bob", PASSWORD, "b\ud800@example.com").status == 400
 
 
+def test_names_and_logins_with_line_or_paragraph_separators_are_refused(face: Face) -> None:
+    signup_alice(face)
+    for char in ("\u2028", "\u2029"):
+        assert face.update_profile(firstname=f"Ada{char}Lovelace").status == 400
+        assert face.update_profile(lastname=f"Love{char}lace").status == 400
+        assert face.update_profile(username=f"alice{char}").status == 400
+        assert face.signup(f"bob{char}", PASSWORD, "bob@example.com").status == 400
+        face.client.cookies.clear()
+        assert face.login(f"alice{char}", PASSWORD).status == 403
+        assert face.login("alice", PASSWORD).status == 200
+    assert face.profile().profile == {
+        "username": "alice",
+        "email": "alice@example.com",
+        "firstname": "",
+        "lastname": "",
+        "avatar": None,
+    }
+
+
 def test_input_that_case_folding_lengthens_is_never_a_500(face: Face) -> None:
     # "İ".lower() is two characters: 254 of them fold past every column they could match.
     signup_alice(face)

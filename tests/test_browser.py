@@ -283,6 +283,37 @@ def test_unlisted_origin_is_refused(sites: Sites, context: BrowserContext) -> No
     assert login.status_code == 403  # the preflight refused, so no account was made
 
 
+READ_THROTTLED = """async (api) => {
+    for (let attempt = 0; attempt < 200; attempt++) {
+        const response = await fetch(api + "/login", {
+            method: "POST",
+            credentials: "include",
+            headers: {"content-type": "application/json"},
+            body: JSON.stringify({login: "rita", password: "not her password " + attempt}),
+        });
+        if (response.status === 429) {
+            return {
+                retryAfter: response.headers.get("retry-after"),
+                requestId: response.headers.get("x-request-id"),
+            };
+        }
+    }
+    return null;
+}"""
+
+
+def test_listed_origin_reads_retry_after_and_request_id(
+    sites: Sites, context: BrowserContext
+) -> None:
+    # Without Access-Control-Expose-Headers the browser hides both from fetch() (null).
+    page = context.new_page()
+    page.goto(f"http://127.0.0.1:{sites.listed.port}/")
+    throttled = page.evaluate(READ_THROTTLED, sites.plain.url)
+    assert throttled is not None, "no 429 came"
+    assert int(throttled["retryAfter"]) >= 1
+    assert throttled["requestId"]
+
+
 def test_another_site_uses_every_endpoint_with_samesite_none(
     sites: Sites, context: BrowserContext
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
+
 from core.errors import TooManyRequests
 from core.security import HASHING_NICENESS, PasswordHasher
 from tests.types import MakeClient
@@ -68,3 +70,40 @@ def test_listed_origin_can_read_a_413(make_client: MakeClient) -> None:
     )
     assert response.status_code == 413
     assert response.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_listed_origin_can_read_retry_after_and_request_id(make_client: MakeClient) -> None:
+    # A 429's Retry-After is what a frontend shows ("try again in 30 s"); without being
+    # exposed, the browser hides it from fetch().
+    client = make_client(cors_origins="https://app.example")
+    response = client.get("/healthz", headers={"origin": "https://app.example"})
+    exposed = {
+        name.strip().lower()
+        for name in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert exposed == {"retry-after", "x-request-id"}
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        {"origin": "https://evil.example", "access-control-request-method": "POST"},
+        {"origin": "https://app.example", "access-control-request-method": "PATCH"},
+        {
+            "origin": "https://app.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type, x-evil",
+        },
+    ],
+)
+def test_refused_preflight_is_a_json_error(
+    make_client: MakeClient, refused: dict[str, str]
+) -> None:
+    client = make_client(cors_origins="https://app.example")
+    preflight = client.options("/login", headers=refused)
+    assert preflight.status_code == 400
+    assert preflight.headers["content-type"] == "application/json"
+    assert set(preflight.json()) == {"message"}
+    assert "not allowed" in preflight.json()["message"]
+    if refused["origin"] != "https://app.example":
+        assert "access-control-allow-origin" not in preflight.headers

@@ -26,6 +26,16 @@ def test_unknown_path_is_json_404(client: TestClient) -> None:
     assert response.json() == {"message": "Not Found"}
 
 
+def test_trailing_slash_is_json_404_not_a_redirect(client: TestClient) -> None:
+    # Starlette's router would answer 307 to the path without the slash; a client that
+    # follows it re-sends the body (a password) to a URL it never chose.
+    for method, path in (("POST", "/login/"), ("GET", "/profile/"), ("GET", "/graphql/")):
+        response = client.request(method, path, follow_redirects=False)
+        assert response.status_code == 404, path
+        assert response.json() == {"message": "Not Found"}
+        assert "location" not in response.headers
+
+
 def test_wrong_method_is_json_405(client: TestClient) -> None:
     response = client.patch("/profile")
     assert response.status_code == 405
@@ -115,7 +125,7 @@ def test_openapi_describes_every_endpoint_body_and_error(client: TestClient) -> 
     for endpoint in ENDPOINTS:
         for method in endpoint.methods:
             operation = document["paths"][endpoint.path][method.lower()]
-            assert set(operation["responses"]) == {"200", *map(str, endpoint.errors)}
+            assert set(operation["responses"]) == {"200", *map(str, endpoint.errors), "503"}
             if endpoint.fields or endpoint.upload:
                 assert operation["requestBody"]["required"] is True
     operation_ids = [

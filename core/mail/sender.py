@@ -17,6 +17,7 @@ from email.message import EmailMessage
 
 from core import metrics, request_id
 from core.db import Database, now
+from core.errors import Unavailable
 from core.mail import outbox
 from core.mail.delivery import Delivery, PermanentFailure
 from core.mail.message import build
@@ -81,6 +82,11 @@ class Sender:
             try:
                 handled = await self.run_once()
                 metrics.outbox(**await outbox.counts(self.database))
+            except Unavailable:
+                # core/db.py logged why; a traceback would add nothing but noise.
+                logger.warning("mail sender pass skipped; retrying in %.0f s", ERROR_PAUSE)
+                await asyncio.sleep(ERROR_PAUSE)
+                continue
             except Exception:
                 logger.exception("mail sender pass failed; retrying in %.0f s", ERROR_PAUSE)
                 await asyncio.sleep(ERROR_PAUSE)

@@ -93,6 +93,16 @@ def test_names_refuse_invisible_format_characters(char: str) -> None:
     assert refused.value.field == "lastname"
 
 
+@pytest.mark.parametrize("char", ["\u2028", "\u2029"])
+def test_names_and_login_lookups_refuse_line_and_paragraph_separators(char: str) -> None:
+    # Unicode's own line breaks (Zl, Zp): JavaScript and many log viewers break lines there,
+    # so a name holding one could forge a second line wherever it is shown.
+    with pytest.raises(InvalidInput, match="line") as refused:
+        rules.name(f"Ada{char}Lovelace", "firstname")
+    assert refused.value.field == "firstname"
+    assert rules.lookup_key(f"alice{char}") is None
+
+
 @pytest.mark.parametrize(
     "name", ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "क्\u200dष", "👩\u200d💻", "Zoë"]
 )
