@@ -21,10 +21,14 @@ from urllib.parse import quote
 import httpx
 import pytest
 from aiosmtpd.smtp import AuthResult
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
 from starlette.testclient import TestClient
 
+from core import keys
 from core.config import Settings
-from core.db import Database, now
+from core.db import MIGRATIONS, Database, now
 from core.mail import outbox, sender
 from core.mail.delivery import FileDelivery, SmtpDelivery
 from core.mail.message import build, parse_sender
@@ -277,7 +281,7 @@ def test_sender_gives_up_after_a_day_and_logs_it(
     async def scenario() -> tuple[dict[str, int], list[tuple[object, ...]]]:
         database = Database(settings)
         await database.migrate()
-        box = outbox.Outbox(parse_sender(settings.mail_from))
+        box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
         old = now() - sender.MAX_AGE - 1
         async with database.write() as db:
             box.add(
@@ -304,8 +308,6 @@ def test_sender_gives_up_after_a_day_and_logs_it(
 
 
 async def _rows(database: Database, sql: str) -> list[tuple[object, ...]]:
-    from sqlalchemy import text
-
     async with database.engine.connect() as connection:
         return [tuple(row) for row in (await connection.execute(text(sql))).all()]
 
@@ -317,7 +319,7 @@ def test_sender_survives_a_database_hiccup_and_stops_promptly(
 
     async def scenario() -> tuple[int, float]:
         database = Database(settings)
-        box = outbox.Outbox(parse_sender(settings.mail_from))
+        box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
         running = sender.Sender(database, box, FileDelivery(tmp_path / "out"), poll_seconds=0.1)
         running.start()
         await asyncio.sleep(0.3)  # passes fail: the tables do not exist yet
@@ -405,3 +407,40 @@ def test_smtps_url_uses_tls_from_the_start(
         assert mailbox.next(to="alice@example.com").subject == "Confirm your email address"
     finally:
         mailbox.stop()
+
+
+def test_bodies_stored_in_the_clear_before_0006_are_sealed_by_it_and_still_sent(
+    fresh_database_url: str, mailbox: Mailbox
+) -> None:
+    settings = Settings(database_url=fresh_database_url, secret_key=TEST_SECRET_KEY)
+    link = "http://127.0.0.1:8000/verify-email?token=a-token-from-before-the-upgrade"
+
+    def upgrade_to_0005(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+
+    async def scenario() -> list[tuple[object, ...]]:
+        database = Database(settings)
+        async with database.engine.begin() as connection:
+            await connection.run_sync(upgrade_to_0005)
+            await connection.execute(
+                text(
+                    "INSERT INTO outbox (kind, state, recipient, display_name, subject,"
+                    " message_id, body, created_at, next_attempt_at, attempts)"
+                    " VALUES ('verify', 'waiting', 'a@example.com', '', 'Confirm',"
+                    " '<legacy@localhost>', :body, :at, :at, 0)"
+                ),
+                {"body": f"Hello a,\n\n{link}\n", "at": now()},
+            )
+        await database.migrate()
+        stored = await _rows(database, "SELECT body FROM outbox")
+        box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
+        assert await sender.Sender(database, box, SmtpDelivery(mailbox.url)).run_once() == 1
+        await database.dispose()
+        return stored
+
+    ((body,),) = asyncio.run(scenario())
+    assert isinstance(body, str) and body.startswith("aesgcm$1$") and "token" not in body
+    assert link in mailbox.next(to="a@example.com").text

@@ -181,7 +181,7 @@ class Sender:
             recipient=claimed.recipient,
             name=claimed.display_name,
             subject=claimed.subject,
-            body=claimed.body,
+            body=self.outbox.keys.unseal_mail(claimed.body, message_id=claimed.message_id),
             message_id=claimed.message_id,
             date=claimed.created_at,
         )
