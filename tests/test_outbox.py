@@ -31,7 +31,7 @@ from core.config import Settings
 from core.db import MIGRATIONS, Database, now
 from core.mail import outbox, sender
 from core.mail.delivery import FileDelivery, SmtpDelivery
-from core.mail.message import build, parse_sender
+from core.mail.message import HEADERS, build, parse_sender
 from core.mail.templates import render
 from tests.mail import Mailbox, parse, query
 from tests.servers import TEST_SECRET_KEY, free_port
@@ -181,29 +181,104 @@ def test_header_injection_in_name_or_login_cannot_add_a_header() -> None:
     sender_address = parse_sender("Accounts <no-reply@example.com>")
     evil = "eve\r\nBcc: evil@example.com"
     rendered = render("password_changed", login=evil)
-    message = build(
-        sender=sender_address,
-        recipient="alice@example.com",
-        name=f"{evil} \n\rCc: other@example.com",
-        subject=rendered.subject,
-        body=rendered.body,
-        message_id="<1@example.com>",
-        date=now(),
-    )
-    parsed = parse(message.as_bytes())
-    assert set(parsed.keys()) == {
-        "From",
-        "To",
-        "Subject",
-        "Date",
-        "Message-ID",
-        "Content-Type",
-        "Content-Transfer-Encoding",
-        "MIME-Version",
-    }
-    assert [a.addr_spec for a in parsed["To"].addresses] == ["alice@example.com"]
+    crlf = base64.b64encode(b"x\r\nCc: other@example.com").decode()
+    for name in (
+        f"{evil} \n\rCc: other@example.com",
+        "=?utf-8?q?a=0D=0ABcc:_evil@example.com?=",
+        f"=?utf-8?b?{crlf}?=",
+        "=?utf-8?q?x=22_=3Cevil=40example.com=3E=2C_z?=",
+        "J\u00f6ran ==??utf-8?q?=0D=0ABcc:_evil@example.com?=",
+    ):
+        outgoing = build(
+            sender=sender_address,
+            recipient="alice@example.com",
+            name=name,
+            subject=rendered.subject,
+            body=rendered.body,
+            message_id="<1@example.com>",
+            date=now(),
+        )
+        assert (outgoing.sender, outgoing.recipient) == (
+            "no-reply@example.com",
+            "alice@example.com",
+        )
+        parsed = parse(outgoing.message.as_bytes())
+        assert sorted(parsed.keys()) == sorted(HEADERS), name
+        assert [a.addr_spec for a in parsed["To"].addresses] == ["alice@example.com"]
     with pytest.raises(ValueError):
         parse_sender("Accounts <a@example.com>\r\nBcc: evil@example.com")
+
+
+def test_encoded_words_in_names_add_no_header_and_no_recipient(
+    make_client: MakeClient, mailbox: Mailbox
+) -> None:
+    app = make_client(smtp_url=mailbox.url)
+    assert app.post("/signup", json=ALICE).status_code == 200
+    mailbox.next(to="alice@example.com")
+    crlf = base64.b64encode(b"x\r\nCc: other@example.com").decode()
+    names = {
+        "firstname": "=?utf-8?q?a=0D=0ABcc:_evil@example.com?=",
+        "lastname": f"=?utf-8?b?{crlf}?=",
+    }
+    assert app.put("/profile", json=names).status_code == 200
+    change = {"old_password": PASSWORD, "new_password": "a brand new passphrase"}
+    assert app.put("/password", json=change).status_code == 200
+    notice = mailbox.next(to="alice@example.com")  # alice alone in the envelope
+    assert notice.subject == "Your password was changed"
+    assert sorted(notice.message.keys()) == sorted(HEADERS)
+    assert [a.addr_spec for a in notice.message["To"].addresses] == ["alice@example.com"]
+    assert notice.message.get_all("Bcc") is None and notice.message.get_all("Cc") is None
+
+
+def test_a_message_that_cannot_go_fails_alone_and_the_rest_of_the_batch_is_sent(
+    make_settings: MakeSettings, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings()
+    recipients = (
+        "j\u00f6ran@example.com",  # needs SMTPUTF8, which the server does not offer
+        "carol@example.com",  # its body will not open: moved onto another Message-ID
+        "not an address",
+        "alice@b\u00fccher.example",  # an international domain goes as punycode
+        "bob@example.com",
+    )
+
+    async def scenario() -> list[tuple[object, ...]]:
+        database = Database(settings)
+        await database.migrate()
+        box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
+        async with database.write() as db:
+            for recipient in recipients:
+                box.add(
+                    db,
+                    user_id=None,
+                    kind=outbox.NOTICE,
+                    recipient=recipient,
+                    name="",
+                    message=render("password_changed", login="someone"),
+                    at=now(),
+                )
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE outbox SET message_id = '<moved@localhost>' WHERE recipient = :r"),
+                {"r": "carol@example.com"},
+            )
+        assert await sender.Sender(database, box, SmtpDelivery(mailbox.url)).run_once() == 5
+        rows = await _rows(database, "SELECT recipient, state FROM outbox ORDER BY id")
+        await database.dispose()
+        return rows
+
+    with caplog.at_level(logging.INFO, logger="accounts.mail"):
+        rows = asyncio.run(scenario())
+    assert [state for _, state in rows] == ["failed", "failed", "failed", "sent", "sent"]
+    arrived = mailbox.wait(2)
+    assert [m.recipients for m in arrived] == [
+        ("alice@xn--bcher-kva.example",),
+        ("bob@example.com",),
+    ]
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 3 and all("marked failed" in x or "refused for good" in x for x in lines)
+    for line in lines:
+        assert "@" not in line and "j\u00f6ran" not in line and "carol" not in line
 
 
 def test_link_pages_call_the_api_under_a_self_only_policy_and_change_nothing_by_opening(

@@ -10,12 +10,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+
+from core.mail.message import Outgoing
 
 # Per SMTP command; a server slower than this is treated as down and retried later.
 SMTP_TIMEOUT = 20.0
@@ -27,7 +28,7 @@ class PermanentFailure(Exception):
 
 
 class Transport(Protocol):
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, outgoing: Outgoing) -> None:
         """Hand one message over. PermanentFailure: never retry it; any other exception:
         retry later (and the rest of the batch too, the connection may be gone)."""
 
@@ -82,10 +83,11 @@ class FileDelivery:
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
         yield self
 
-    async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._write, message)
+    async def send(self, outgoing: Outgoing) -> None:
+        await asyncio.to_thread(self._write, outgoing)
 
-    def _write(self, message: EmailMessage) -> None:
+    def _write(self, outgoing: Outgoing) -> None:
+        message = outgoing.message
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", str(message["Message-ID"]).strip("<>"))
         data = message.as_bytes()
         descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
@@ -130,12 +132,20 @@ class _SmtpTransport:
     def __init__(self, client: aiosmtplib.SMTP) -> None:
         self.client = client
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, outgoing: Outgoing) -> None:
+        # The envelope is the one the message was built for, never parsed from its headers.
         try:
-            await self.client.send_message(message)
+            await self.client.send_message(
+                outgoing.message, sender=outgoing.sender, recipients=[outgoing.recipient]
+            )
+        except aiosmtplib.SMTPNotSupported:
+            # An address with a non-ASCII local part, and a server without SMTPUTF8.
+            raise PermanentFailure("the address needs SMTPUTF8, which the server lacks") from None
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            if all(error.code >= 500 for error in exc.recipients):
-                raise PermanentFailure(str(exc)) from None
+            # The reason without the address: log lines carry no addresses.
+            codes = sorted({error.code for error in exc.recipients})
+            if all(code >= 500 for code in codes):
+                raise PermanentFailure(f"the recipient was refused ({codes})") from None
             raise
 
 
