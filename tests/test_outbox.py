@@ -9,6 +9,7 @@ import hashlib
 import logging
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -30,7 +31,7 @@ from core import keys
 from core.config import Settings
 from core.db import MIGRATIONS, Database, now
 from core.mail import outbox, sender
-from core.mail.delivery import FileDelivery, SmtpDelivery
+from core.mail.delivery import FileDelivery, SmtpDelivery, parse_smtp_url
 from core.mail.message import HEADERS, build, parse_sender
 from core.mail.templates import render
 from tests.mail import Mailbox, parse, query
@@ -434,7 +435,7 @@ def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLConte
             "/usr/bin/openssl",
             *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
             *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-addext", f"subjectAltName=IP:127.0.0.1,DNS:{socket.gethostname()}"),
         ],
         check=True,
         capture_output=True,
@@ -445,10 +446,11 @@ def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLConte
     return context
 
 
-def test_smtp_url_uses_starttls_and_its_url_decoded_credentials(
-    make_client: MakeClient, certificate: ssl.SSLContext
-) -> None:
-    logins: list[tuple[bytes, bytes, bool]] = []
+Login = tuple[bytes, bytes, bool]
+
+
+def _recording(logins: list[Login]) -> Any:
+    """An aiosmtpd authenticator that notes each login (and whether it came over TLS)."""
 
     def authenticator(
         server: object, session: Any, envelope: object, mechanism: str, data: Any
@@ -456,20 +458,95 @@ def test_smtp_url_uses_starttls_and_its_url_decoded_credentials(
         logins.append((data.login, data.password, session.ssl is not None))
         return AuthResult(success=(data.login, data.password) == (b"mail user", b"p@ss:w/rd%"))
 
+    return authenticator
+
+
+def _local_name() -> str:
+    """A name of this machine that resolves to 127.0.0.1: not loopback by its spelling,
+    so the service must treat it as another host."""
+    name = socket.gethostname()
+    if socket.gethostbyname(name) != "127.0.0.1":
+        pytest.skip(f"{name} does not resolve to 127.0.0.1 here")
+    return name
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "this machine by name"])
+def test_smtp_url_uses_starttls_and_its_url_decoded_credentials(
+    make_client: MakeClient, certificate: ssl.SSLContext, host: str
+) -> None:
+    host = _local_name() if host == "this machine by name" else host
+    logins: list[Login] = []
     mailbox = Mailbox(
         tls_context=certificate,
         require_starttls=True,
         auth_required=True,
-        authenticator=authenticator,
+        authenticator=_recording(logins),
     ).start()
     try:
         password = quote("p@ss:w/rd%", safe="")
-        client = make_client(smtp_url=f"smtp://mail%20user:{password}@127.0.0.1:{mailbox.port}")
+        client = make_client(smtp_url=f"smtp://mail%20user:{password}@{host}:{mailbox.port}")
         assert client.post("/signup", json=ALICE).status_code == 200
         assert mailbox.next(to="alice@example.com").subject == "Confirm your email address"
     finally:
         mailbox.stop()
     assert logins == [(b"mail user", b"p@ss:w/rd%", True)]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_credentials_go_to_another_host_only_after_starttls(
+    make_settings: MakeSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings()
+    logins: list[Login] = []
+    # A server that offers no STARTTLS and would take a password in the clear.
+    mailbox = Mailbox(auth_required=True, auth_require_tls=False, authenticator=_recording(logins))
+    mailbox.start()
+    credentials = f"mail%20user:{quote('p@ss:w/rd%', safe='')}"
+
+    async def scenario(host: str) -> list[tuple[object, ...]]:
+        database = Database(settings)
+        await database.migrate()
+        box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
+        async with database.write() as db:
+            box.add(
+                db,
+                user_id=None,
+                kind=outbox.NOTICE,
+                recipient="a@example.com",
+                name="",
+                message=render("password_changed", login="a"),
+                at=now(),
+            )
+        delivery = SmtpDelivery(f"smtp://{credentials}@{host}:{mailbox.port}")
+        await sender.Sender(database, box, delivery).run_once()
+        rows = await _rows(database, "SELECT state FROM outbox ORDER BY id")
+        await database.dispose()
+        return rows
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="accounts.mail"):
+            assert asyncio.run(scenario(_local_name())) == [("waiting",)]
+        assert logins == [] and mailbox.messages() == []
+        assert "STARTTLS extension not supported" in caplog.text
+        assert "p@ss" not in caplog.text
+        # To this machine by a loopback address, STARTTLS stays "when offered".
+        assert asyncio.run(scenario("127.0.0.1")) == [("waiting",), ("sent",)]
+        assert logins == [(b"mail user", b"p@ss:w/rd%", False)]
+    finally:
+        mailbox.stop()
+
+
+def test_smtp_url_credentials_are_checked_for_tls_by_host() -> None:
+    def required(url: str) -> bool:
+        return parse_smtp_url(url).requires_starttls
+
+    assert required("smtp://u:p@smtp.example.com:587")
+    assert required("smtp://u@192.0.2.1")
+    assert required("smtp://:p@[2001:db8::1]")
+    assert not required("smtp://smtp.example.com:587")  # no credentials
+    assert not required("smtps://u:p@smtp.example.com")  # TLS from the start
+    for local in ("localhost", "LOCALHOST", "127.0.0.1", "127.1.2.3", "[::1]"):
+        assert not required(f"smtp://u:p@{local}:25")
 
 
 def test_smtps_url_uses_tls_from_the_start(

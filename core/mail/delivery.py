@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import re
 import socket
@@ -45,10 +46,29 @@ class SmtpTarget:
     username: str | None
     password: str | None
 
+    @property
+    def requires_starttls(self) -> bool:
+        """Credentials travel only over TLS. With them, `smtp://` to any host but this
+        machine must upgrade with STARTTLS or send nothing: "STARTTLS when offered" alone
+        would hand the password to whoever strips the offer from the server's answer."""
+        credentials = self.username is not None or self.password is not None
+        return credentials and not self.implicit_tls and not is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1); names are not resolved."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 def parse_smtp_url(url: str) -> SmtpTarget:
-    """`smtp://[user:password@]host[:port]` (STARTTLS when offered) or `smtps://…` (implicit
-    TLS); user and password are URL-decoded. ValueError names what is wrong."""
+    """`smtp://[user:password@]host[:port]` (STARTTLS when offered; required with
+    credentials, except to this machine) or `smtps://…` (implicit TLS); user and password
+    are URL-decoded. ValueError names what is wrong."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise ValueError("must start with smtp:// or smtps://")
@@ -104,7 +124,9 @@ class FileDelivery:
 
 class SmtpDelivery:
     """One connection per batch through aiosmtplib: STARTTLS when the server offers it
-    (smtp://), or TLS from the start (smtps://), then AUTH when the URL has credentials."""
+    (smtp://; required when the URL has credentials and the host is not this machine, so
+    a server that does not offer it gets no password and no message), or TLS from the
+    start (smtps://), then AUTH when the URL has credentials."""
 
     def __init__(self, url: str) -> None:
         self.target = parse_smtp_url(url)
@@ -118,7 +140,8 @@ class SmtpDelivery:
             hostname=target.host,
             port=target.port,
             use_tls=target.implicit_tls,
-            start_tls=False if target.implicit_tls else None,
+            # True: STARTTLS or an error before AUTH; None: when offered.
+            start_tls=False if target.implicit_tls else (target.requires_starttls or None),
             username=target.username,
             password=target.password,
             timeout=SMTP_TIMEOUT,
