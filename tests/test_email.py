@@ -232,6 +232,39 @@ def test_newer_reset_message_leaves_an_older_one_usable(face: Face, mailbox: Mai
     assert face.reset_password(newer, PASSWORD).status == 400
 
 
+def test_password_change_ends_outstanding_reset_links(face: Face, mailbox: Mailbox) -> None:
+    signup(face, mailbox)
+    face.request_password_reset("alice")
+    token = mailbox.next(to="alice@example.com").token
+    assert face.change_password(PASSWORD, NEW_PASSWORD).status == 200
+    assert mailbox.next(to="alice@example.com").subject == "Your password was changed"
+    outcome = face.reset_password(token, "yet another passphrase")
+    assert (outcome.status, outcome.message) == (400, UNUSABLE)
+    face.client.cookies.clear()
+    assert face.login("alice", NEW_PASSWORD).status == 200
+
+
+def test_email_change_ends_reset_links_sent_to_the_old_address(
+    face: Face, mailbox: Mailbox
+) -> None:
+    signup(face, mailbox)
+    face.request_password_reset("alice")
+    token = mailbox.next(to="alice@example.com").token
+    assert face.update_profile(email="alice@new.example").status == 200
+    assert mailbox.next(to="alice@example.com").subject == "Your email address was changed"
+    mailbox.next(to="alice@new.example")
+    outcome = face.reset_password(token, NEW_PASSWORD)
+    assert (outcome.status, outcome.message) == (400, UNUSABLE)
+    # Changing back to the address it was sent to does not bring it back.
+    assert face.update_profile(email="alice@example.com").status == 200
+    mailbox.next(to="alice@new.example")
+    mailbox.next(to="alice@example.com")
+    outcome = face.reset_password(token, NEW_PASSWORD)
+    assert (outcome.status, outcome.message) == (400, UNUSABLE)
+    face.client.cookies.clear()
+    assert face.login("alice", PASSWORD).status == 200
+
+
 def test_weak_new_password_is_refused_and_leaves_the_token_usable(
     face: Face, mailbox: Mailbox
 ) -> None:
