@@ -299,6 +299,9 @@ def test_link_pages_call_the_api_under_a_self_only_policy_and_change_nothing_by_
         assert page.headers["content-type"].startswith("text/html")
         html = page.text
         assert f'data-endpoint="{endpoint}"' in html
+        # Without JavaScript the form posts (to this page, which answers 405): the new
+        # password never lands in a URL, where logs and history would keep it.
+        assert re.findall(r"<form[^>]*>", html) == ['<form id="action" method="post">']
         assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
         # Nothing is loaded from anywhere: no src or href, no URL in the page.
         assert not re.search(r"\b(src|href)=|https?:", html)
