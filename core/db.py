@@ -8,7 +8,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import keys
 from core.config import Settings
 from core.errors import TooManyRequests, Unavailable
 
@@ -51,6 +52,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         url = make_url(settings.database_url)
         self.is_sqlite = settings.is_sqlite
+        self._settings = settings
         # Statement parameters (token and password hashes, emails) stay out of error
         # messages, and so out of logs and traces.
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite, "hide_parameters": True}
@@ -169,7 +171,7 @@ class Database:
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
                 )
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(_upgrade, self._settings)
 
     async def dispose(self) -> None:
         if self._reader is not None:
@@ -178,10 +180,13 @@ class Database:
         await self.engine.dispose()
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, settings: Settings) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
+    # For migrations that seal what was stored in the clear (0006); loaded only if called,
+    # as it may create SQLite's key file.
+    config.attributes["keys"] = partial(keys.load, settings)
     command.upgrade(config, "head")
 
 

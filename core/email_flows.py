@@ -84,18 +84,18 @@ async def on_email_change(
     rt: Runtime, db: AsyncSession, *, user_id: int, old: Address, origin: Origin
 ) -> None:
     """After a profile update: when the address changed (beyond letter case), the account
-    becomes unverified, verification links sent to the old address stop working, the old
-    address is told, the security log records it, and the new address gets a verification
-    message (unless over the hourly limit; the user can ask again later)."""
+    becomes unverified, verification and reset links sent to the old address stop working,
+    the old address is told, the security log records it, and the new address gets a
+    verification message (unless over the hourly limit; the user can ask again later)."""
     user = await db.get(User, user_id, populate_existing=True)
     if user is None or user.email_key == old.email_key:
         return
     await events.record(db, rt.settings, events.Kind.EMAIL_CHANGED, user_id=user_id, origin=origin)
     at = now()
     await db.exec(update(User).where(col(User.id) == user_id).values(email_verified=False))
-    await db.exec(
-        delete(EmailToken).where(col(EmailToken.user_id) == user_id, col(EmailToken.kind) == VERIFY)
-    )
+    # Every outstanding link was sent to the old address (changing back does not revive
+    # them either).
+    await db.exec(delete(EmailToken).where(col(EmailToken.user_id) == user_id))
     notice = templates.render(
         "email_changed", login=user.login, old_email=old.email, new_email=user.email
     )
@@ -113,7 +113,9 @@ async def on_email_change(
 
 
 async def on_password_changed(rt: Runtime, db: AsyncSession, user_id: int) -> None:
-    """A notice to the account's address that its password was changed."""
+    """The account's outstanding reset links stop working (a link asked for before the
+    change must not undo it), and its address is told the password was changed."""
+    await _spend_resets(db, user_id)
     user = await db.get(User, user_id)
     if user is not None:
         _notice(rt, db, user, "password_changed")
@@ -214,29 +216,28 @@ async def reset_password(
 ) -> None:
     """Set a new password with a reset token.
 
-    Every reset token of the account is spent, every session ends, the failed-login count
-    is cleared, and the address is marked verified (the token proved it is read, when it
-    was sent to the current address). No session starts. A password the rules refuse
-    leaves the token usable.
+    The token works only while the account's address is the one it was sent to. Every
+    reset token of the account is spent, every session ends, the failed-login count is
+    cleared, and the address is marked verified (the token proved it is read). No session
+    starts. A password the rules refuse leaves the token usable.
     """
     digest = token_digest(token)
     row = await rt.db.fetch_one(LINK_SQL, token_hash=digest, kind=RESET, now=now())
-    if row is None:
+    if row is None or row["sent_to"] != row["email_key"]:
         raise InvalidInput("token", UNUSABLE_LINK)
     rules.password(new_password, login=row["login"], email=row["email"], field="new password")
     hashed = await rt.passwords.hash(new_password, client=client)
     user_id: int = row["user_id"]
     async with rt.db.write() as db:
         await _spend(db, digest, RESET, user_id)
-        await db.exec(
-            delete(EmailToken).where(
-                col(EmailToken.user_id) == user_id, col(EmailToken.kind) == RESET
-            )
+        await _spend_resets(db, user_id)
+        changed = await db.exec(
+            update(User)
+            .where(col(User.id) == user_id, col(User.email_key) == row["sent_to"])
+            .values(password_hash=hashed, email_verified=True)
         )
-        values: dict[str, object] = {"password_hash": hashed}
-        if row["sent_to"] == row["email_key"]:
-            values["email_verified"] = True
-        await db.exec(update(User).where(col(User.id) == user_id).values(**values))
+        if changed.rowcount != 1:
+            raise InvalidInput("token", UNUSABLE_LINK)  # the address changed meanwhile
         await sessions.end_all(db, user_id)
         await throttle.clear(db, rt.limits.account(user_id))
         # Only the reset is logged, not the sessions it ended.
@@ -292,6 +293,12 @@ async def _spend(db: AsyncSession, digest: str, kind: str, user_id: int) -> None
     )
     if spent.rowcount != 1:
         raise InvalidInput("token", UNUSABLE_LINK)
+
+
+async def _spend_resets(db: AsyncSession, user_id: int) -> None:
+    await db.exec(
+        delete(EmailToken).where(col(EmailToken.user_id) == user_id, col(EmailToken.kind) == RESET)
+    )
 
 
 def _verification(rt: Runtime, db: AsyncSession, user: User, *, at: float) -> None:

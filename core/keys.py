@@ -35,6 +35,7 @@ class Keys:
 
     second_factor: bytes
     recovery_codes: bytes
+    mail_bodies: bytes
 
     @classmethod
     def derive(cls, secret_key: str) -> Keys:
@@ -42,6 +43,7 @@ class Keys:
         return cls(
             second_factor=_hkdf(root, b"accounts-api/totp-secret/v1"),
             recovery_codes=_hkdf(root, b"accounts-api/recovery-code/v1"),
+            mail_bodies=_hkdf(root, b"accounts-api/outbox-body/v1"),
         )
 
     def seal(self, secret: bytes, *, user_id: int) -> str:
@@ -50,21 +52,23 @@ class Keys:
         The account id is authenticated with it, so a sealed secret copied onto another
         account's row does not open there.
         """
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(self.second_factor).encrypt(nonce, secret, _account(user_id))
-        return SEALED_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+        return _seal(self.second_factor, secret, _account(user_id))
 
     def unseal(self, stored: str, *, user_id: int) -> bytes:
         """The secret `seal` made; raises ValueError when it cannot be opened with this key."""
-        if not stored.startswith(SEALED_PREFIX):
-            raise ValueError("not a sealed secret of a known scheme")
-        raw = base64.urlsafe_b64decode(stored[len(SEALED_PREFIX) :])
-        try:
-            return AESGCM(self.second_factor).decrypt(
-                raw[:NONCE_BYTES], raw[NONCE_BYTES:], _account(user_id)
-            )
-        except Exception as exc:  # cryptography's InvalidTag: another key, or a changed row
-            raise ValueError("the sealed secret does not open with this SECRET_KEY") from exc
+        return _unseal(self.second_factor, stored, _account(user_id))
+
+    def seal_mail(self, body: str, *, message_id: str) -> str:
+        """A message's text (it may hold a link with a token) encrypted for the outbox.
+
+        Bound to the message's Message-ID, so a sealed text copied onto another row does
+        not open there.
+        """
+        return _seal(self.mail_bodies, body.encode("utf-8"), _message(message_id))
+
+    def unseal_mail(self, stored: str, *, message_id: str) -> str:
+        """The text `seal_mail` sealed; ValueError when it does not open."""
+        return _unseal(self.mail_bodies, stored, _message(message_id)).decode("utf-8")
 
     def digest(self, code: str) -> str:
         """A keyed digest of a recovery code: a stolen table alone cannot be searched."""
@@ -121,5 +125,27 @@ def _hkdf(root: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(root)
 
 
+def _seal(key: bytes, plain: bytes, context: bytes) -> str:
+    """AES-256-GCM under `key`, with `context` authenticated alongside (what the value
+    belongs to); stored as `aesgcm$1$` + base64url(nonce + ciphertext + tag)."""
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(nonce, plain, context)
+    return SEALED_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+
+def _unseal(key: bytes, stored: str, context: bytes) -> bytes:
+    if not stored.startswith(SEALED_PREFIX):
+        raise ValueError("not a sealed secret of a known scheme")
+    try:
+        raw = base64.urlsafe_b64decode(stored[len(SEALED_PREFIX) :])
+        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context)
+    except Exception as exc:  # cryptography's InvalidTag: another key, or a changed row
+        raise ValueError("the sealed secret does not open with this SECRET_KEY") from exc
+
+
 def _account(user_id: int) -> bytes:
     return f"user:{user_id}".encode("ascii")
+
+
+def _message(message_id: str) -> bytes:
+    return f"message:{message_id}".encode()

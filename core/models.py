@@ -138,7 +138,8 @@ class OutboxMessage(SQLModel, table=True):
     display_name: str = Field(default="", max_length=2 * NAME_MAX + 1)
     subject: str = Field(max_length=200)
     message_id: str = Field(max_length=200)
-    # The text, until it is sent (it may hold a token); erased then.
+    # The text, sealed (core/keys.py: it may hold a link with a token), until it is sent;
+    # erased then.
     body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: float
     next_attempt_at: float

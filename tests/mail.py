@@ -10,10 +10,12 @@ import threading
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from core.config import Settings
 from core.db import Database
@@ -129,3 +131,23 @@ def query(settings: Settings, sql: str, **params: Any) -> list[Any]:
             await database.dispose()
 
     return asyncio.run(run())
+
+
+def stored_text(settings: Settings) -> str:
+    """Every value of every row of every table, as one string; with SQLite also the raw
+    bytes of the database file and its write-ahead log (which keep what rows once held)."""
+    on_sqlite = settings.is_sqlite
+    tables_sql = (
+        "SELECT name FROM sqlite_master WHERE type = 'table'"
+        if on_sqlite
+        else "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    )
+    parts = []
+    for (table,) in query(settings, tables_sql):
+        parts += [repr(tuple(row)) for row in query(settings, f'SELECT * FROM "{table}"')]  # noqa: S608
+    if on_sqlite:
+        path = Path(str(make_url(settings.database_url).database))
+        for file in (path, path.with_name(path.name + "-wal")):
+            if file.exists():
+                parts.append(file.read_bytes().decode("latin-1"))
+    return "\n".join(parts)

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from core import email_flows
 from tests.faces import Face
-from tests.mail import Mailbox, Received, query
+from tests.mail import Mailbox, Received, query, stored_text
 from tests.types import MakeClient, MakeSettings
 
 PASSWORD = "correct horse battery"
@@ -83,6 +83,32 @@ def test_the_database_keeps_only_token_hashes_and_erases_sent_bodies(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert query(settings, "SELECT state FROM outbox") == [("sent",)]
+
+
+def test_links_and_tokens_are_never_stored_in_the_clear(
+    make_client: MakeClient, make_settings: MakeSettings
+) -> None:
+    down = Mailbox()  # not started: the messages wait in the outbox with their text
+    client = make_client(smtp_url=down.url)
+    body = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
+    assert client.post("/signup", json=body).status_code == 200
+    assert client.post("/password/forgot", json={"login": "alice"}).status_code == 200
+    settings = make_settings()
+    bodies = [row[0] for row in query(settings, "SELECT body FROM outbox ORDER BY id")]
+    assert len(bodies) == 2 and all(b.startswith("aesgcm$1$") for b in bodies)
+    stored = stored_text(settings)
+    for link in ("/verify-email?token=", "/reset-password?token=", "Hello alice"):
+        assert link not in stored
+    down.start()
+    try:
+        arrived = down.wait(2, timeout=40)  # in the order their retries come due
+    finally:
+        down.stop()
+    for message in arrived:
+        assert message.token not in stored
+    (reset,) = (m for m in arrived if m.subject == "Reset your password")
+    new = {"token": reset.token, "new_password": NEW_PASSWORD}
+    assert client.post("/password/reset", json=new).status_code == 200
 
 
 def test_account_is_created_at_signup_time_and_needs_a_login(face: Face, mailbox: Mailbox) -> None:
@@ -204,6 +230,39 @@ def test_newer_reset_message_leaves_an_older_one_usable(face: Face, mailbox: Mai
     newer = mailbox.next(to="alice@example.com").token
     assert face.reset_password(older, NEW_PASSWORD).status == 200
     assert face.reset_password(newer, PASSWORD).status == 400
+
+
+def test_password_change_ends_outstanding_reset_links(face: Face, mailbox: Mailbox) -> None:
+    signup(face, mailbox)
+    face.request_password_reset("alice")
+    token = mailbox.next(to="alice@example.com").token
+    assert face.change_password(PASSWORD, NEW_PASSWORD).status == 200
+    assert mailbox.next(to="alice@example.com").subject == "Your password was changed"
+    outcome = face.reset_password(token, "yet another passphrase")
+    assert (outcome.status, outcome.message) == (400, UNUSABLE)
+    face.client.cookies.clear()
+    assert face.login("alice", NEW_PASSWORD).status == 200
+
+
+def test_email_change_ends_reset_links_sent_to_the_old_address(
+    face: Face, mailbox: Mailbox
+) -> None:
+    signup(face, mailbox)
+    face.request_password_reset("alice")
+    token = mailbox.next(to="alice@example.com").token
+    assert face.update_profile(email="alice@new.example").status == 200
+    assert mailbox.next(to="alice@example.com").subject == "Your email address was changed"
+    mailbox.next(to="alice@new.example")
+    outcome = face.reset_password(token, NEW_PASSWORD)
+    assert (outcome.status, outcome.message) == (400, UNUSABLE)
+    # Changing back to the address it was sent to does not bring it back.
+    assert face.update_profile(email="alice@example.com").status == 200
+    mailbox.next(to="alice@new.example")
+    mailbox.next(to="alice@example.com")
+    outcome = face.reset_password(token, NEW_PASSWORD)
+    assert (outcome.status, outcome.message) == (400, UNUSABLE)
+    face.client.cookies.clear()
+    assert face.login("alice", PASSWORD).status == 200
 
 
 def test_weak_new_password_is_refused_and_leaves_the_token_usable(

@@ -9,6 +9,7 @@ import hashlib
 import logging
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -21,13 +22,17 @@ from urllib.parse import quote
 import httpx
 import pytest
 from aiosmtpd.smtp import AuthResult
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
 from starlette.testclient import TestClient
 
+from core import keys
 from core.config import Settings
-from core.db import Database, now
+from core.db import MIGRATIONS, Database, now
 from core.mail import outbox, sender
-from core.mail.delivery import FileDelivery, SmtpDelivery
-from core.mail.message import build, parse_sender
+from core.mail.delivery import FileDelivery, SmtpDelivery, parse_smtp_url
+from core.mail.message import HEADERS, build, parse_sender
 from core.mail.templates import render
 from tests.mail import Mailbox, parse, query
 from tests.servers import TEST_SECRET_KEY, free_port
@@ -177,29 +182,104 @@ def test_header_injection_in_name_or_login_cannot_add_a_header() -> None:
     sender_address = parse_sender("Accounts <no-reply@example.com>")
     evil = "eve\r\nBcc: evil@example.com"
     rendered = render("password_changed", login=evil)
-    message = build(
-        sender=sender_address,
-        recipient="alice@example.com",
-        name=f"{evil} \n\rCc: other@example.com",
-        subject=rendered.subject,
-        body=rendered.body,
-        message_id="<1@example.com>",
-        date=now(),
-    )
-    parsed = parse(message.as_bytes())
-    assert set(parsed.keys()) == {
-        "From",
-        "To",
-        "Subject",
-        "Date",
-        "Message-ID",
-        "Content-Type",
-        "Content-Transfer-Encoding",
-        "MIME-Version",
-    }
-    assert [a.addr_spec for a in parsed["To"].addresses] == ["alice@example.com"]
+    crlf = base64.b64encode(b"x\r\nCc: other@example.com").decode()
+    for name in (
+        f"{evil} \n\rCc: other@example.com",
+        "=?utf-8?q?a=0D=0ABcc:_evil@example.com?=",
+        f"=?utf-8?b?{crlf}?=",
+        "=?utf-8?q?x=22_=3Cevil=40example.com=3E=2C_z?=",
+        "J\u00f6ran ==??utf-8?q?=0D=0ABcc:_evil@example.com?=",
+    ):
+        outgoing = build(
+            sender=sender_address,
+            recipient="alice@example.com",
+            name=name,
+            subject=rendered.subject,
+            body=rendered.body,
+            message_id="<1@example.com>",
+            date=now(),
+        )
+        assert (outgoing.sender, outgoing.recipient) == (
+            "no-reply@example.com",
+            "alice@example.com",
+        )
+        parsed = parse(outgoing.message.as_bytes())
+        assert sorted(parsed.keys()) == sorted(HEADERS), name
+        assert [a.addr_spec for a in parsed["To"].addresses] == ["alice@example.com"]
     with pytest.raises(ValueError):
         parse_sender("Accounts <a@example.com>\r\nBcc: evil@example.com")
+
+
+def test_encoded_words_in_names_add_no_header_and_no_recipient(
+    make_client: MakeClient, mailbox: Mailbox
+) -> None:
+    app = make_client(smtp_url=mailbox.url)
+    assert app.post("/signup", json=ALICE).status_code == 200
+    mailbox.next(to="alice@example.com")
+    crlf = base64.b64encode(b"x\r\nCc: other@example.com").decode()
+    names = {
+        "firstname": "=?utf-8?q?a=0D=0ABcc:_evil@example.com?=",
+        "lastname": f"=?utf-8?b?{crlf}?=",
+    }
+    assert app.put("/profile", json=names).status_code == 200
+    change = {"old_password": PASSWORD, "new_password": "a brand new passphrase"}
+    assert app.put("/password", json=change).status_code == 200
+    notice = mailbox.next(to="alice@example.com")  # alice alone in the envelope
+    assert notice.subject == "Your password was changed"
+    assert sorted(notice.message.keys()) == sorted(HEADERS)
+    assert [a.addr_spec for a in notice.message["To"].addresses] == ["alice@example.com"]
+    assert notice.message.get_all("Bcc") is None and notice.message.get_all("Cc") is None
+
+
+def test_a_message_that_cannot_go_fails_alone_and_the_rest_of_the_batch_is_sent(
+    make_settings: MakeSettings, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings()
+    recipients = (
+        "j\u00f6ran@example.com",  # needs SMTPUTF8, which the server does not offer
+        "carol@example.com",  # its body will not open: moved onto another Message-ID
+        "not an address",
+        "alice@b\u00fccher.example",  # an international domain goes as punycode
+        "bob@example.com",
+    )
+
+    async def scenario() -> list[tuple[object, ...]]:
+        database = Database(settings)
+        await database.migrate()
+        box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
+        async with database.write() as db:
+            for recipient in recipients:
+                box.add(
+                    db,
+                    user_id=None,
+                    kind=outbox.NOTICE,
+                    recipient=recipient,
+                    name="",
+                    message=render("password_changed", login="someone"),
+                    at=now(),
+                )
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE outbox SET message_id = '<moved@localhost>' WHERE recipient = :r"),
+                {"r": "carol@example.com"},
+            )
+        assert await sender.Sender(database, box, SmtpDelivery(mailbox.url)).run_once() == 5
+        rows = await _rows(database, "SELECT recipient, state FROM outbox ORDER BY id")
+        await database.dispose()
+        return rows
+
+    with caplog.at_level(logging.INFO, logger="accounts.mail"):
+        rows = asyncio.run(scenario())
+    assert [state for _, state in rows] == ["failed", "failed", "failed", "sent", "sent"]
+    arrived = mailbox.wait(2)
+    assert [m.recipients for m in arrived] == [
+        ("alice@xn--bcher-kva.example",),
+        ("bob@example.com",),
+    ]
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 3 and all("marked failed" in x or "refused for good" in x for x in lines)
+    for line in lines:
+        assert "@" not in line and "j\u00f6ran" not in line and "carol" not in line
 
 
 def test_link_pages_call_the_api_under_a_self_only_policy_and_change_nothing_by_opening(
@@ -219,6 +299,9 @@ def test_link_pages_call_the_api_under_a_self_only_policy_and_change_nothing_by_
         assert page.headers["content-type"].startswith("text/html")
         html = page.text
         assert f'data-endpoint="{endpoint}"' in html
+        # Without JavaScript the form posts (to this page, which answers 405): the new
+        # password never lands in a URL, where logs and history would keep it.
+        assert re.findall(r"<form[^>]*>", html) == ['<form id="action" method="post">']
         assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
         # Nothing is loaded from anywhere: no src or href, no URL in the page.
         assert not re.search(r"\b(src|href)=|https?:", html)
@@ -277,7 +360,7 @@ def test_sender_gives_up_after_a_day_and_logs_it(
     async def scenario() -> tuple[dict[str, int], list[tuple[object, ...]]]:
         database = Database(settings)
         await database.migrate()
-        box = outbox.Outbox(parse_sender(settings.mail_from))
+        box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
         old = now() - sender.MAX_AGE - 1
         async with database.write() as db:
             box.add(
@@ -304,8 +387,6 @@ def test_sender_gives_up_after_a_day_and_logs_it(
 
 
 async def _rows(database: Database, sql: str) -> list[tuple[object, ...]]:
-    from sqlalchemy import text
-
     async with database.engine.connect() as connection:
         return [tuple(row) for row in (await connection.execute(text(sql))).all()]
 
@@ -317,7 +398,7 @@ def test_sender_survives_a_database_hiccup_and_stops_promptly(
 
     async def scenario() -> tuple[int, float]:
         database = Database(settings)
-        box = outbox.Outbox(parse_sender(settings.mail_from))
+        box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
         running = sender.Sender(database, box, FileDelivery(tmp_path / "out"), poll_seconds=0.1)
         running.start()
         await asyncio.sleep(0.3)  # passes fail: the tables do not exist yet
@@ -357,7 +438,7 @@ def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLConte
             "/usr/bin/openssl",
             *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
             *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-addext", f"subjectAltName=IP:127.0.0.1,DNS:{socket.gethostname()}"),
         ],
         check=True,
         capture_output=True,
@@ -368,10 +449,11 @@ def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLConte
     return context
 
 
-def test_smtp_url_uses_starttls_and_its_url_decoded_credentials(
-    make_client: MakeClient, certificate: ssl.SSLContext
-) -> None:
-    logins: list[tuple[bytes, bytes, bool]] = []
+Login = tuple[bytes, bytes, bool]
+
+
+def _recording(logins: list[Login]) -> Any:
+    """An aiosmtpd authenticator that notes each login (and whether it came over TLS)."""
 
     def authenticator(
         server: object, session: Any, envelope: object, mechanism: str, data: Any
@@ -379,20 +461,95 @@ def test_smtp_url_uses_starttls_and_its_url_decoded_credentials(
         logins.append((data.login, data.password, session.ssl is not None))
         return AuthResult(success=(data.login, data.password) == (b"mail user", b"p@ss:w/rd%"))
 
+    return authenticator
+
+
+def _local_name() -> str:
+    """A name of this machine that resolves to 127.0.0.1: not loopback by its spelling,
+    so the service must treat it as another host."""
+    name = socket.gethostname()
+    if socket.gethostbyname(name) != "127.0.0.1":
+        pytest.skip(f"{name} does not resolve to 127.0.0.1 here")
+    return name
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "this machine by name"])
+def test_smtp_url_uses_starttls_and_its_url_decoded_credentials(
+    make_client: MakeClient, certificate: ssl.SSLContext, host: str
+) -> None:
+    host = _local_name() if host == "this machine by name" else host
+    logins: list[Login] = []
     mailbox = Mailbox(
         tls_context=certificate,
         require_starttls=True,
         auth_required=True,
-        authenticator=authenticator,
+        authenticator=_recording(logins),
     ).start()
     try:
         password = quote("p@ss:w/rd%", safe="")
-        client = make_client(smtp_url=f"smtp://mail%20user:{password}@127.0.0.1:{mailbox.port}")
+        client = make_client(smtp_url=f"smtp://mail%20user:{password}@{host}:{mailbox.port}")
         assert client.post("/signup", json=ALICE).status_code == 200
         assert mailbox.next(to="alice@example.com").subject == "Confirm your email address"
     finally:
         mailbox.stop()
     assert logins == [(b"mail user", b"p@ss:w/rd%", True)]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_credentials_go_to_another_host_only_after_starttls(
+    make_settings: MakeSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings()
+    logins: list[Login] = []
+    # A server that offers no STARTTLS and would take a password in the clear.
+    mailbox = Mailbox(auth_required=True, auth_require_tls=False, authenticator=_recording(logins))
+    mailbox.start()
+    credentials = f"mail%20user:{quote('p@ss:w/rd%', safe='')}"
+
+    async def scenario(host: str) -> list[tuple[object, ...]]:
+        database = Database(settings)
+        await database.migrate()
+        box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
+        async with database.write() as db:
+            box.add(
+                db,
+                user_id=None,
+                kind=outbox.NOTICE,
+                recipient="a@example.com",
+                name="",
+                message=render("password_changed", login="a"),
+                at=now(),
+            )
+        delivery = SmtpDelivery(f"smtp://{credentials}@{host}:{mailbox.port}")
+        await sender.Sender(database, box, delivery).run_once()
+        rows = await _rows(database, "SELECT state FROM outbox ORDER BY id")
+        await database.dispose()
+        return rows
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="accounts.mail"):
+            assert asyncio.run(scenario(_local_name())) == [("waiting",)]
+        assert logins == [] and mailbox.messages() == []
+        assert "STARTTLS extension not supported" in caplog.text
+        assert "p@ss" not in caplog.text
+        # To this machine by a loopback address, STARTTLS stays "when offered".
+        assert asyncio.run(scenario("127.0.0.1")) == [("waiting",), ("sent",)]
+        assert logins == [(b"mail user", b"p@ss:w/rd%", False)]
+    finally:
+        mailbox.stop()
+
+
+def test_smtp_url_credentials_are_checked_for_tls_by_host() -> None:
+    def required(url: str) -> bool:
+        return parse_smtp_url(url).requires_starttls
+
+    assert required("smtp://u:p@smtp.example.com:587")
+    assert required("smtp://u@192.0.2.1")
+    assert required("smtp://:p@[2001:db8::1]")
+    assert not required("smtp://smtp.example.com:587")  # no credentials
+    assert not required("smtps://u:p@smtp.example.com")  # TLS from the start
+    for local in ("localhost", "LOCALHOST", "127.0.0.1", "127.1.2.3", "[::1]"):
+        assert not required(f"smtp://u:p@{local}:25")
 
 
 def test_smtps_url_uses_tls_from_the_start(
@@ -405,3 +562,40 @@ def test_smtps_url_uses_tls_from_the_start(
         assert mailbox.next(to="alice@example.com").subject == "Confirm your email address"
     finally:
         mailbox.stop()
+
+
+def test_bodies_stored_in_the_clear_before_0006_are_sealed_by_it_and_still_sent(
+    fresh_database_url: str, mailbox: Mailbox
+) -> None:
+    settings = Settings(database_url=fresh_database_url, secret_key=TEST_SECRET_KEY)
+    link = "http://127.0.0.1:8000/verify-email?token=a-token-from-before-the-upgrade"
+
+    def upgrade_to_0005(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+
+    async def scenario() -> list[tuple[object, ...]]:
+        database = Database(settings)
+        async with database.engine.begin() as connection:
+            await connection.run_sync(upgrade_to_0005)
+            await connection.execute(
+                text(
+                    "INSERT INTO outbox (kind, state, recipient, display_name, subject,"
+                    " message_id, body, created_at, next_attempt_at, attempts)"
+                    " VALUES ('verify', 'waiting', 'a@example.com', '', 'Confirm',"
+                    " '<legacy@localhost>', :body, :at, :at, 0)"
+                ),
+                {"body": f"Hello a,\n\n{link}\n", "at": now()},
+            )
+        await database.migrate()
+        stored = await _rows(database, "SELECT body FROM outbox")
+        box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
+        assert await sender.Sender(database, box, SmtpDelivery(mailbox.url)).run_once() == 1
+        await database.dispose()
+        return stored
+
+    ((body,),) = asyncio.run(scenario())
+    assert isinstance(body, str) and body.startswith("aesgcm$1$") and "token" not in body
+    assert link in mailbox.next(to="a@example.com").text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import re
 import socket
@@ -10,12 +11,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+
+from core.mail.message import Outgoing
 
 # Per SMTP command; a server slower than this is treated as down and retried later.
 SMTP_TIMEOUT = 20.0
@@ -27,7 +29,7 @@ class PermanentFailure(Exception):
 
 
 class Transport(Protocol):
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, outgoing: Outgoing) -> None:
         """Hand one message over. PermanentFailure: never retry it; any other exception:
         retry later (and the rest of the batch too, the connection may be gone)."""
 
@@ -44,10 +46,29 @@ class SmtpTarget:
     username: str | None
     password: str | None
 
+    @property
+    def requires_starttls(self) -> bool:
+        """Credentials travel only over TLS. With them, `smtp://` to any host but this
+        machine must upgrade with STARTTLS or send nothing: "STARTTLS when offered" alone
+        would hand the password to whoever strips the offer from the server's answer."""
+        credentials = self.username is not None or self.password is not None
+        return credentials and not self.implicit_tls and not is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1); names are not resolved."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 def parse_smtp_url(url: str) -> SmtpTarget:
-    """`smtp://[user:password@]host[:port]` (STARTTLS when offered) or `smtps://…` (implicit
-    TLS); user and password are URL-decoded. ValueError names what is wrong."""
+    """`smtp://[user:password@]host[:port]` (STARTTLS when offered; required with
+    credentials, except to this machine) or `smtps://…` (implicit TLS); user and password
+    are URL-decoded. ValueError names what is wrong."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise ValueError("must start with smtp:// or smtps://")
@@ -82,10 +103,11 @@ class FileDelivery:
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
         yield self
 
-    async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._write, message)
+    async def send(self, outgoing: Outgoing) -> None:
+        await asyncio.to_thread(self._write, outgoing)
 
-    def _write(self, message: EmailMessage) -> None:
+    def _write(self, outgoing: Outgoing) -> None:
+        message = outgoing.message
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", str(message["Message-ID"]).strip("<>"))
         data = message.as_bytes()
         descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
@@ -102,7 +124,9 @@ class FileDelivery:
 
 class SmtpDelivery:
     """One connection per batch through aiosmtplib: STARTTLS when the server offers it
-    (smtp://), or TLS from the start (smtps://), then AUTH when the URL has credentials."""
+    (smtp://; required when the URL has credentials and the host is not this machine, so
+    a server that does not offer it gets no password and no message), or TLS from the
+    start (smtps://), then AUTH when the URL has credentials."""
 
     def __init__(self, url: str) -> None:
         self.target = parse_smtp_url(url)
@@ -116,7 +140,8 @@ class SmtpDelivery:
             hostname=target.host,
             port=target.port,
             use_tls=target.implicit_tls,
-            start_tls=False if target.implicit_tls else None,
+            # True: STARTTLS or an error before AUTH; None: when offered.
+            start_tls=False if target.implicit_tls else (target.requires_starttls or None),
             username=target.username,
             password=target.password,
             timeout=SMTP_TIMEOUT,
@@ -130,12 +155,20 @@ class _SmtpTransport:
     def __init__(self, client: aiosmtplib.SMTP) -> None:
         self.client = client
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, outgoing: Outgoing) -> None:
+        # The envelope is the one the message was built for, never parsed from its headers.
         try:
-            await self.client.send_message(message)
+            await self.client.send_message(
+                outgoing.message, sender=outgoing.sender, recipients=[outgoing.recipient]
+            )
+        except aiosmtplib.SMTPNotSupported:
+            # An address with a non-ASCII local part, and a server without SMTPUTF8.
+            raise PermanentFailure("the address needs SMTPUTF8, which the server lacks") from None
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            if all(error.code >= 500 for error in exc.recipients):
-                raise PermanentFailure(str(exc)) from None
+            # The reason without the address: log lines carry no addresses.
+            codes = sorted({error.code for error in exc.recipients})
+            if all(code >= 500 for code in codes):
+                raise PermanentFailure(f"the recipient was refused ({codes})") from None
             raise
 
 

@@ -1,9 +1,10 @@
 """The transactional outbox: a message is a row written in the transaction of the change
 that causes it, so a change that rolls back sends nothing and a committed one is never lost.
 
-The sender (sender.py) claims due rows, delivers them, and marks them sent (erasing the
-body, which may hold a token). Rows stay a while after that, without their body: they are
-what the per-account hourly limit counts.
+A row's body (the text, which may hold a link with a token) is stored sealed with a key
+derived from SECRET_KEY (core/keys.py), never in the clear. The sender (sender.py) claims
+due rows, opens and delivers them, and marks them sent (erasing the body). Rows stay a
+while after that, without their body: they are what the per-account hourly limit counts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import request_id
 from core.db import Database
+from core.keys import Keys
 from core.mail.message import new_message_id
 from core.mail.templates import Rendered
 from core.models import OutboxMessage
@@ -48,8 +50,9 @@ class Outbox:
     wakes the sender once that transaction commits (the sender also polls, for messages
     other instances wrote)."""
 
-    def __init__(self, sender: Address) -> None:
+    def __init__(self, sender: Address, keys: Keys) -> None:
         self.sender = sender
+        self.keys = keys
         self.wakeup = asyncio.Event()
 
     def add(
@@ -65,6 +68,9 @@ class Outbox:
     ) -> None:
         """Write a message into the caller's transaction; an empty `recipient` makes it a
         stand-in that is settled as VOID and never sent."""
+        message_id = new_message_id(self.sender)
+        # Sealed for a stand-in too, so a request does the same work either way.
+        body = self.keys.seal_mail(message.body, message_id=message_id)
         db.add(
             OutboxMessage(
                 user_id=user_id,
@@ -73,8 +79,8 @@ class Outbox:
                 recipient=recipient,
                 display_name=name[:129],
                 subject=message.subject,
-                message_id=new_message_id(self.sender),
-                body=message.body if recipient else None,
+                message_id=message_id,
+                body=body if recipient else None,
                 created_at=at,
                 next_attempt_at=at,
                 request_id=request_id.current(),
@@ -116,7 +122,7 @@ class Claimed:
     display_name: str
     subject: str
     message_id: str
-    body: str
+    body: str  # sealed: Outbox.keys.unseal_mail opens it
     created_at: float
     attempts: int
     request_id: str | None

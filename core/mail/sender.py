@@ -13,14 +13,13 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from email.message import EmailMessage
 
 from core import metrics, request_id
 from core.db import Database, now
 from core.errors import Unavailable
 from core.mail import outbox
-from core.mail.delivery import Delivery, PermanentFailure
-from core.mail.message import build
+from core.mail.delivery import Delivery, PermanentFailure, Transport
+from core.mail.message import Outgoing, build
 
 logger = logging.getLogger("accounts.mail")
 
@@ -127,13 +126,10 @@ class Sender:
                         in_flight = claimed.id
                         # Logged under the id of the request that caused the message.
                         with request_id.bound(claimed.request_id):
-                            try:
-                                await transport.send(self._message(claimed))
-                            except PermanentFailure as exc:
-                                logger.error("mail %s refused for good: %s", claimed.id, exc)
-                                refused.append(claimed.id)
-                            else:
+                            if await self._send_one(transport, claimed):
                                 sent.append(claimed.id)
+                            else:
+                                refused.append(claimed.id)
                         in_flight = None
                         pending.pop(0)
         except Exception as exc:
@@ -181,13 +177,37 @@ class Sender:
         await outbox.retry_at(self.database, retries)
         await outbox.mark_failed(self.database, expired)
 
-    def _message(self, claimed: outbox.Claimed) -> EmailMessage:
+    async def _send_one(self, transport: Transport, claimed: outbox.Claimed) -> bool:
+        """Build and hand over one message: True once sent, False if it never can be.
+
+        A message that cannot be built (a body that does not open, an address that is not
+        one) or that the server refuses for good fails alone; the batch goes on. Any other
+        error is the connection's: it propagates, and the rest of the batch waits too.
+        """
+        try:
+            outgoing = self._message(claimed)
+        except Exception as exc:
+            logger.error("mail %s cannot be built (%s); marked failed", claimed.id, _reason(exc))
+            return False
+        try:
+            await transport.send(outgoing)
+        except PermanentFailure as exc:
+            logger.error("mail %s refused for good: %s", claimed.id, exc)
+            return False
+        return True
+
+    def _message(self, claimed: outbox.Claimed) -> Outgoing:
         return build(
             sender=self.outbox.sender,
             recipient=claimed.recipient,
             name=claimed.display_name,
             subject=claimed.subject,
-            body=claimed.body,
+            body=self.outbox.keys.unseal_mail(claimed.body, message_id=claimed.message_id),
             message_id=claimed.message_id,
             date=claimed.created_at,
         )
+
+
+def _reason(exc: Exception) -> str:
+    # The kind of error only: its text may quote the address (email-validator's does).
+    return type(exc).__name__

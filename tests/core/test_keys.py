@@ -27,6 +27,19 @@ def test_sealed_secret_opens_only_for_its_account_and_key() -> None:
         Keys.derive("another key of at least 32 chars").unseal(sealed, user_id=7)
 
 
+def test_sealed_mail_body_opens_only_for_its_message_and_key() -> None:
+    text = "Hello é,\n\nhttps://a.example/reset-password?token=abc\n"
+    sealed = Keys.derive(KEY).seal_mail(text, message_id="<1@a.example>")
+    assert sealed.startswith("aesgcm$1$") and "token" not in sealed
+    assert Keys.derive(KEY).unseal_mail(sealed, message_id="<1@a.example>") == text
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        Keys.derive(KEY).unseal_mail(sealed, message_id="<2@a.example>")
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        Keys.derive(KEY).unseal(sealed, user_id=1)  # another purpose, another key
+    with pytest.raises(ValueError, match="known scheme"):
+        Keys.derive(KEY).unseal_mail(text, message_id="<1@a.example>")
+
+
 def test_sealing_twice_gives_different_texts() -> None:
     one = Keys.derive(KEY)
     assert one.seal(b"secret", user_id=1) != one.seal(b"secret", user_id=1)
