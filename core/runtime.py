@@ -26,12 +26,13 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
+        keys = load(settings)
         return cls(
             settings=settings,
             db=Database(settings),
             passwords=PasswordHasher(settings.bcrypt_rounds),
             images=ImageWork(),
-            limits=Limits.from_settings(settings),
+            limits=Limits.from_settings(settings, keys.throttle),
             outbox=Outbox(parse_sender(settings.mail_from)),
-            keys=load(settings),
+            keys=keys,
         )

@@ -23,9 +23,11 @@ fixed order so two requests never wait for each other's keys; on SQLite the whol
 is already locked by its writer (`Database.write()` begins IMMEDIATE).
 
 Nothing counted is stored in the clear: a key is the HMAC-SHA-256 of its limit's name and
-value under a fixed key, so the table cannot be searched for a known login, email or
-address without this code. Client addresses count per network (`Limit.for_client`, with
-core.security.network): an IPv6 client controls a whole /64, so it counts as one.
+value under a key derived from SECRET_KEY (core/keys.py), so a stolen table cannot be
+searched for a known login, email or address, nor reversed with a dictionary of them.
+Rows written under another key are never matched again, and expire with their window.
+Client addresses count per network (`Limit.for_client`, with core.security.network): an
+IPv6 client controls a whole /64, so it counts as one.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from __future__ import annotations
 import hmac
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,8 +47,6 @@ from core.errors import TooManyRequests
 from core.models import ThrottleEvent
 from core.security import network
 
-# Separates these digests from every other use of HMAC-SHA-256 here; not a secret.
-_KEY = b"accounts-api/throttle-key/v1"
 HOUR = 3600
 
 
@@ -55,15 +55,18 @@ class Limit:
     """At most `events` events per key within any `window` seconds.
 
     `name` is the setting that sets the maximum: what an operator sees in a refusal's metric.
+    `secret` keys the digests of what is counted (Keys.throttle).
     """
 
     name: str
     events: int
     window: float
     message: str
+    secret: bytes = field(repr=False)
 
     def key(self, value: str) -> Key:
-        digest = hmac.new(_KEY, f"{self.name}\0{value}".encode("utf-8", "surrogatepass"), "sha256")
+        counted = f"{self.name}\0{value}".encode("utf-8", "surrogatepass")
+        digest = hmac.new(self.secret, counted, "sha256")
         return Key(self, digest.hexdigest())
 
     def for_client(self, address: str) -> Key:
@@ -98,32 +101,37 @@ class Limits:
         return self.login_account.key(f"user:{user_id}")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
+    def from_settings(cls, settings: Settings, secret: bytes) -> Limits:
+        """The limits `settings` set, counting under `secret` (Keys.throttle)."""
         window = settings.login_failure_window_seconds
         failed = "Too many failed attempts; try again later"
+
+        def limit(name: str, events: int, window: float, message: str) -> Limit:
+            return Limit(name, events, window, message, secret)
+
         return cls(
-            login_account=Limit(
+            login_account=limit(
                 "login_failures_per_account", settings.login_failures_per_account, window, failed
             ),
-            login_client=Limit(
+            login_client=limit(
                 "login_failures_per_ip", settings.login_failures_per_ip, window, failed
             ),
-            login_device=Limit(
+            login_device=limit(
                 "login_failures_per_device", settings.login_failures_per_device, window, failed
             ),
-            signups=Limit(
+            signups=limit(
                 "signups_per_ip",
                 settings.signups_per_ip,
                 settings.signup_window_seconds,
                 "Too many sign-ups from this address; try again later",
             ),
-            password_resets=Limit(
+            password_resets=limit(
                 "password_resets_per_ip",
                 settings.password_resets_per_ip,
                 HOUR,
                 "Too many password reset requests from this address; try again later",
             ),
-            avatar_uploads=Limit(
+            avatar_uploads=limit(
                 "avatar_uploads_per_hour",
                 settings.avatar_uploads_per_hour,
                 HOUR,

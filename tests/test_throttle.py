@@ -4,6 +4,7 @@ exact under concurrency, keyed on hashes."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections import Counter
 
 import pytest
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 from core import security
 from core.config import Settings
 from core.db import Database
+from core.keys import Keys
 from schema.context import client_address
 from tests.asgi import Call, statuses
 from tests.faces import Face
@@ -217,6 +219,33 @@ def test_nothing_typed_in_the_login_field_is_stored(
     stored = " ".join(rows).lower()
     for typed in ("alice", "a@b.co", "ghost", "192.0.2.77", "user:"):
         assert typed not in stored
+
+
+def _digest(key: bytes, limit: str, value: str) -> str:
+    return hmac.new(key, f"{limit}\0{value}".encode(), "sha256").hexdigest()
+
+
+def test_stored_keys_are_keyed_by_the_secret_key_so_a_dictionary_cannot_reverse_them(
+    make_client: MakeClient, make_settings: MakeSettings
+) -> None:
+    secret = "a secret key of this deployment, 32+ characters"
+    client = make_client(secret_key=secret, trusted_proxies="127.0.0.1/32")
+    response = client.post(
+        "/login", json={"login": "ghost", "password": "wrong guess"}, headers=_from("192.0.2.77")
+    )
+    assert response.status_code == 403
+    stored = " ".join(_stored_keys(make_settings()))
+    counted = [
+        ("login_failures_per_account", "name:ghost"),
+        ("login_failures_per_ip", "192.0.2.77"),
+    ]
+    # Whoever holds the table and this code, but not SECRET_KEY, hashes a dictionary of
+    # logins and addresses in vain: neither a key fixed in the code nor another one works.
+    fixed = b"accounts-api/throttle-key/v1"
+    assert not any(_digest(fixed, *value) in stored for value in counted)
+    another = Keys.derive(secret + "!").throttle
+    assert not any(_digest(another, *value) in stored for value in counted)
+    assert all(_digest(Keys.derive(secret).throttle, *value) in stored for value in counted)
 
 
 def test_ipv6_clients_are_counted_per_64_network(make_client: MakeClient) -> None:
