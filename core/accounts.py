@@ -338,9 +338,10 @@ def _account(rt: Runtime, user_id: int | None, *, typed: str = "") -> throttle.K
 
 @dataclass(frozen=True, slots=True)
 class _Attempt:
-    """A password check, counted as a failure before it is made."""
+    """A password check, counted as a failure before it is made: against `counted`, the
+    account's count or a known device's."""
 
-    account: throttle.Key
+    counted: throttle.Key
     taken: throttle.Taken
 
 
@@ -364,7 +365,7 @@ async def _count_attempt(
         if by_device is not None and await counter.retry_after(by_device) is None:
             first = by_device  # a browser the account knows, under its own limit
         await counter.check(first, by_client)
-        return _Attempt(account, await counter.record(first, by_client))
+        return _Attempt(first, await counter.record(first, by_client))
 
 
 async def _password_matches(rt: Runtime, user: User | None, password: str, *, client: str) -> bool:
@@ -375,8 +376,10 @@ async def _password_matches(rt: Runtime, user: User | None, password: str, *, cl
 
 
 async def _forgive(db: AsyncSession, attempt: _Attempt) -> None:
-    """A right password: the account's count is cleared, and this attempt's given back."""
-    await throttle.clear(db, attempt.account)
+    """A right password: the count the attempt went to is cleared, and the attempt given
+    back. A login through a known device clears that device's count only: the account's
+    count is what locks out other clients, and a stranger's guesses stay counted there."""
+    await throttle.clear(db, attempt.counted)
     await throttle.give_back(db, attempt.taken)
 
 
