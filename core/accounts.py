@@ -267,9 +267,7 @@ async def change_password(
                 user_id=principal.user_id,
                 origin=origin,
             )
-            return await sessions.start(
-                db, user_id=principal.user_id, ttl=rt.settings.session_ttl_seconds, origin=origin
-            )
+            return await sessions.start(db, rt.settings, user_id=principal.user_id, origin=origin)
     except IntegrityError:
         # The account was deleted while the old password was being checked.
         raise NotAuthenticated("You must be logged in") from None
@@ -395,9 +393,7 @@ async def _sign_in(
     if replacing:
         # Whatever session the browser held ends here, not in 30 days.
         await sessions.end_token(db, replacing)
-    session = await sessions.start(
-        db, user_id=user_id, ttl=rt.settings.session_ttl_seconds, origin=origin
-    )
+    session = await sessions.start(db, rt.settings, user_id=user_id, origin=origin)
     new_device = await devices.bind(db, user_id=user_id, replacing=device)
     return SignedIn(await _profile(db, user_id), session, new_device)
 

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from core.config import Settings
 from core.db import Database
 from tests.faces import Face
-from tests.types import MakeClient, MakeSettings
+from tests.types import MakeClient, MakeFace, MakeSettings
 
 PASSWORD = "correct horse battery"
 SIGNUP = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
@@ -222,3 +222,58 @@ def test_head_never_logs_out(client: TestClient) -> None:
     head = client.head("/profile")
     assert head.status_code == 200
     assert head.content == b""
+
+
+def _set_last_seen_back(settings: Settings, token: str, seconds: float) -> None:
+    async def update() -> None:
+        database = Database(settings)
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE sessions SET last_seen_at = last_seen_at - :s WHERE token_hash = :h"),
+                {"s": seconds, "h": hashlib.sha256(token.encode()).hexdigest()},
+            )
+        await database.dispose()
+
+    asyncio.run(update())
+
+
+def _logged_in(face: Face, token: str) -> bool:
+    face.client.cookies.clear()
+    face.client.cookies.set("session_id", token, domain="testserver.local")
+    return face.profile().status == 200
+
+
+def test_the_51st_session_ends_the_one_used_longest_ago(
+    face: Face, make_settings: MakeSettings
+) -> None:
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    tokens = [face.client.cookies["session_id"]]
+    for _ in range(49):
+        face.client.cookies.clear()  # another browser: the sessions add up
+        assert face.login("alice", PASSWORD).status == 200
+        tokens.append(face.client.cookies["session_id"])
+    assert all(_logged_in(face, token) for token in tokens)
+    # The second session is the one used longest ago, though the first is the oldest.
+    _set_last_seen_back(make_settings(), tokens[1], 60)
+    face.client.cookies.clear()
+    assert face.login("alice", PASSWORD).status == 200
+    tokens.append(face.client.cookies["session_id"])
+    assert len(face.sessions().data) == 50
+    assert not _logged_in(face, tokens[1])
+    assert all(_logged_in(face, token) for token in tokens[:1] + tokens[2:])
+    assert len(_session_rows(make_settings())) == 50
+
+
+def test_sessions_per_user_caps_each_user_alone(make_face: MakeFace) -> None:
+    face = make_face(sessions_per_user=2)
+    assert face.signup("bob", PASSWORD, "bob@example.com").status == 200
+    bobs = face.client.cookies["session_id"]
+    face.client.cookies.clear()
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    first = face.client.cookies["session_id"]
+    for _ in range(2):
+        face.client.cookies.clear()
+        assert face.login("alice", PASSWORD).status == 200
+    assert len(face.sessions().data) == 2
+    assert not _logged_in(face, first)
+    assert _logged_in(face, bobs)
