@@ -13,7 +13,7 @@ from core.db import now
 from core.devices import NewDevice
 from core.errors import Conflict, Forbidden, NotAuthenticated, TotpRequired
 from core.events import Origin
-from core.models import Avatar, User
+from core.models import Avatar, Device, User
 from core.runtime import Runtime
 from core.sessions import NewSession, Principal
 
@@ -311,9 +311,15 @@ async def disable_totp(
 
 
 async def delete_account(rt: Runtime, principal: Principal) -> None:
-    """Remove the user; their sessions and avatar go with them (ON DELETE CASCADE)."""
+    """Remove the user; their sessions and avatar go with them (ON DELETE CASCADE), and
+    so do the rate-limit counts kept for them and their device cookies."""
+    user_id = principal.user_id
     async with rt.db.write() as db:
-        await db.exec(delete(User).where(col(User.id) == principal.user_id))
+        known = (
+            await db.exec(select(Device.token_hash).where(col(Device.user_id) == user_id))
+        ).all()
+        await db.exec(delete(User).where(col(User.id) == user_id))
+        await throttle.clear(db, *rt.limits.of_account(user_id, known))
 
 
 async def _find_user(rt: Runtime, login: str) -> User | None:
@@ -355,7 +361,7 @@ async def _count_attempt(
     browser (OWASP's device cookies). Every attempt also counts against its client address.
     """
     by_client = rt.limits.login_client.for_client(client)
-    by_device = rt.limits.login_device.key(device) if device else None
+    by_device = rt.limits.device(device) if device else None
     candidates = [account, by_client] if by_device is None else [account, by_client, by_device]
     async with rt.db.write() as db:
         counter = await throttle.Counter.lock(db, candidates)

@@ -9,11 +9,12 @@ from the settings, and every count goes through this module:
   field of `Limits` and its caller is one line, for example:
 
       await throttle.take(rt.db, rt.limits.password_resets.for_client(client))
-      await throttle.take(rt.db, rt.limits.avatar_uploads.key(f"user:{user_id}"))
+      await throttle.take(rt.db, rt.limits.uploads(user_id))
 
 - `Counter` does the same step by step inside a write transaction, for a caller whose
   choice of keys depends on the counts (login's device cookies, in core/accounts.py).
-- `clear(db, key)` forgets a key's events (a successful login clears its account's count);
+- `clear(db, *keys)` forgets keys' events (a successful login clears its account's count;
+  a deletion every count of the account, `Limits.of_account`);
   `give_back(db, taken)` forgets the events one `take` counted.
 
 Exact under concurrency, on every database and across instances: the counted keys are
@@ -99,6 +100,19 @@ class Limits:
     def account(self, user_id: int) -> Key:
         """An account's failed-login count, whichever of its login or email was typed."""
         return self.login_account.key(f"user:{user_id}")
+
+    def uploads(self, user_id: int) -> Key:
+        """An account's avatar uploads."""
+        return self.avatar_uploads.key(f"user:{user_id}")
+
+    def device(self, token_hash: str) -> Key:
+        """A device cookie's failed logins (by the hash of its token)."""
+        return self.login_device.key(token_hash)
+
+    def of_account(self, user_id: int, devices: Iterable[str]) -> list[Key]:
+        """Every count kept for an account and its devices (their tokens' hashes): what
+        its deletion clears, so that nothing counted for it outlives it."""
+        return [self.account(user_id), self.uploads(user_id), *map(self.device, devices)]
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: bytes) -> Limits:
@@ -216,8 +230,9 @@ async def take_in(db: AsyncSession, *keys: Key) -> Taken:
     return await counter.record(*keys)
 
 
-async def clear(db: AsyncSession, key: Key) -> None:
-    await db.exec(delete(ThrottleEvent).where(col(ThrottleEvent.key) == key.digest))
+async def clear(db: AsyncSession, *keys: Key) -> None:
+    digests = [key.digest for key in keys]
+    await db.exec(delete(ThrottleEvent).where(col(ThrottleEvent.key).in_(digests)))
 
 
 async def give_back(db: AsyncSession, taken: Taken) -> None:
