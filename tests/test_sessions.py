@@ -8,10 +8,15 @@ import time
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import func, select
 from starlette.testclient import TestClient
 
+from core import accounts, sessions
 from core.config import Settings
 from core.db import Database
+from core.events import Origin
+from core.models import Session
+from core.runtime import Runtime
 from tests.faces import Face
 from tests.types import MakeClient, MakeFace, MakeSettings
 
@@ -277,3 +282,35 @@ def test_sessions_per_user_caps_each_user_alone(make_face: MakeFace) -> None:
     assert len(face.sessions().data) == 2
     assert not _logged_in(face, first)
     assert _logged_in(face, bobs)
+
+
+def test_a_session_started_meanwhile_waits_for_the_cap(make_settings: MakeSettings) -> None:
+    # Each start locks its user's row first. Without the lock, on PostgreSQL, a start in
+    # another transaction would not see this one's new session, and both would stay.
+    async def scenario() -> int:
+        rt = Runtime.create(make_settings(sessions_per_user=2))
+        origin = Origin.of("192.0.2.1", "")
+
+        async def start_one() -> None:
+            async with rt.db.write() as db:
+                await sessions.start(db, rt.settings, user_id=user_id, origin=origin)
+
+        try:
+            await rt.db.migrate()
+            signed_in = await accounts.signup(
+                rt, login="alice", password=PASSWORD, email="a@b.co", client="", user_agent=""
+            )
+            principal = await sessions.resolve(rt.db, signed_in.session.token)
+            assert principal is not None
+            user_id = principal.user_id
+            async with rt.db.write() as db:
+                await sessions.start(db, rt.settings, user_id=user_id, origin=origin)
+                meanwhile = asyncio.create_task(start_one())
+                await asyncio.sleep(0.5)  # it goes as far as it can while this one is open
+            await meanwhile
+            async with rt.db.read() as db:
+                return (await db.exec(select(func.count()).select_from(Session))).one()
+        finally:
+            await rt.db.dispose()
+
+    assert asyncio.run(scenario()) == 2
