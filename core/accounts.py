@@ -13,7 +13,7 @@ from core.db import now
 from core.devices import NewDevice
 from core.errors import Conflict, Forbidden, NotAuthenticated, TotpRequired
 from core.events import Origin
-from core.models import Avatar, User
+from core.models import Avatar, Device, User
 from core.runtime import Runtime
 from core.sessions import NewSession, Principal
 
@@ -267,9 +267,7 @@ async def change_password(
                 user_id=principal.user_id,
                 origin=origin,
             )
-            return await sessions.start(
-                db, user_id=principal.user_id, ttl=rt.settings.session_ttl_seconds, origin=origin
-            )
+            return await sessions.start(db, rt.settings, user_id=principal.user_id, origin=origin)
     except IntegrityError:
         # The account was deleted while the old password was being checked.
         raise NotAuthenticated("You must be logged in") from None
@@ -313,9 +311,15 @@ async def disable_totp(
 
 
 async def delete_account(rt: Runtime, principal: Principal) -> None:
-    """Remove the user; their sessions and avatar go with them (ON DELETE CASCADE)."""
+    """Remove the user; their sessions and avatar go with them (ON DELETE CASCADE), and
+    so do the rate-limit counts kept for them and their device cookies."""
+    user_id = principal.user_id
     async with rt.db.write() as db:
-        await db.exec(delete(User).where(col(User.id) == principal.user_id))
+        known = (
+            await db.exec(select(Device.token_hash).where(col(Device.user_id) == user_id))
+        ).all()
+        await db.exec(delete(User).where(col(User.id) == user_id))
+        await throttle.clear(db, *rt.limits.of_account(user_id, known))
 
 
 async def _find_user(rt: Runtime, login: str) -> User | None:
@@ -338,9 +342,10 @@ def _account(rt: Runtime, user_id: int | None, *, typed: str = "") -> throttle.K
 
 @dataclass(frozen=True, slots=True)
 class _Attempt:
-    """A password check, counted as a failure before it is made."""
+    """A password check, counted as a failure before it is made: against `counted`, the
+    account's count or a known device's."""
 
-    account: throttle.Key
+    counted: throttle.Key
     taken: throttle.Taken
 
 
@@ -356,7 +361,7 @@ async def _count_attempt(
     browser (OWASP's device cookies). Every attempt also counts against its client address.
     """
     by_client = rt.limits.login_client.for_client(client)
-    by_device = rt.limits.login_device.key(device) if device else None
+    by_device = rt.limits.device(device) if device else None
     candidates = [account, by_client] if by_device is None else [account, by_client, by_device]
     async with rt.db.write() as db:
         counter = await throttle.Counter.lock(db, candidates)
@@ -364,7 +369,7 @@ async def _count_attempt(
         if by_device is not None and await counter.retry_after(by_device) is None:
             first = by_device  # a browser the account knows, under its own limit
         await counter.check(first, by_client)
-        return _Attempt(account, await counter.record(first, by_client))
+        return _Attempt(first, await counter.record(first, by_client))
 
 
 async def _password_matches(rt: Runtime, user: User | None, password: str, *, client: str) -> bool:
@@ -375,8 +380,10 @@ async def _password_matches(rt: Runtime, user: User | None, password: str, *, cl
 
 
 async def _forgive(db: AsyncSession, attempt: _Attempt) -> None:
-    """A right password: the account's count is cleared, and this attempt's given back."""
-    await throttle.clear(db, attempt.account)
+    """A right password: the count the attempt went to is cleared, and the attempt given
+    back. A login through a known device clears that device's count only: the account's
+    count is what locks out other clients, and a stranger's guesses stay counted there."""
+    await throttle.clear(db, attempt.counted)
     await throttle.give_back(db, attempt.taken)
 
 
@@ -392,9 +399,7 @@ async def _sign_in(
     if replacing:
         # Whatever session the browser held ends here, not in 30 days.
         await sessions.end_token(db, replacing)
-    session = await sessions.start(
-        db, user_id=user_id, ttl=rt.settings.session_ttl_seconds, origin=origin
-    )
+    session = await sessions.start(db, rt.settings, user_id=user_id, origin=origin)
     new_device = await devices.bind(db, user_id=user_id, replacing=device)
     return SignedIn(await _profile(db, user_id), session, new_device)
 

@@ -35,7 +35,7 @@ async def replace(rt: Runtime, principal: Principal, data: bytes) -> Profile:
     """Make `data` the user's avatar; the image it replaces is deleted."""
     if len(data) > rt.settings.avatar_max_bytes:
         raise PayloadTooLarge(f"The image is larger than {rt.settings.avatar_max_bytes} bytes")
-    await throttle.take(rt.db, rt.limits.avatar_uploads.key(f"user:{principal.user_id}"))
+    await throttle.take(rt.db, rt.limits.uploads(principal.user_id))
     content_type, encoded = await rt.images.normalise(data)
     key = hashlib.sha256(f"{principal.user_id}:".encode() + encoded).hexdigest()
     values = {

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
     # Browsers cap a cookie's Max-Age at 400 days.
     session_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60, le=400 * DAY)
+    # Live sessions per user: each login adds one for SESSION_TTL_SECONDS, so a script that
+    # logs in over and over would otherwise grow the table (and the user's list) unbounded.
+    sessions_per_user: int = Field(default=50, ge=1, le=1000)
     cookie_secure: bool = False
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     avatar_max_bytes: int = Field(default=6 * MiB, ge=1024, le=64 * MiB)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -164,20 +164,44 @@ class Database:
         return True
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest migration; safe to run from many instances."""
+        """Bring the schema to the newest migration; safe to run from many instances.
+
+        On SQLite, foreign keys are off while migrations run and checked before they
+        commit: SQLite changes a table by copying it, and with foreign keys on, dropping
+        the old copy of a table others refer to would first delete (ON DELETE CASCADE)
+        every row referring to it. The switch works only outside a transaction.
+        """
         engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        async with engine.begin() as conn:
-            if not self.is_sqlite:
-                await conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-                )
-            await conn.run_sync(_upgrade, self._settings)
+        async with engine.connect() as conn:
+            if self.is_sqlite:
+                await _sqlite_pragma(conn, "foreign_keys=OFF")
+            try:
+                async with conn.begin():
+                    if not self.is_sqlite:
+                        await conn.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                        )
+                    await conn.run_sync(_upgrade, self._settings)
+                    if self.is_sqlite:
+                        broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                        if broken:
+                            raise RuntimeError(f"a migration broke foreign keys: {broken[:5]}")
+            finally:
+                if self.is_sqlite:
+                    await _sqlite_pragma(conn, "foreign_keys=ON")
 
     async def dispose(self) -> None:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
         await self.engine.dispose()
+
+
+async def _sqlite_pragma(conn: AsyncConnection, pragma: str) -> None:
+    """A PRAGMA on the driver's own connection: no transaction is begun for it."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None  # a connection checked out of the pool
+    await driver.execute(f"PRAGMA {pragma}")
 
 
 def _upgrade(connection: Connection, settings: Settings) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import io
 import os
+import re
 import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -34,6 +35,22 @@ MEMORY_BUDGET = 256 * 2**20
 # the full-size image, whatever the reduced size) are capped through its JPEGMEM setting:
 # past the cap it gives up, which is a 400.
 JPEG_MEMORY_CAP = 128 * 2**20
+# A progressive JPEG is decoded scan by scan, and each scan walks every block of its
+# components at full size, however few bytes it holds: 5,000 near-empty scans (260 kB) of
+# a 16-megapixel frame cost about 3 s of CPU. Encoders and cameras write about ten scans
+# (a baseline file one per component at most); more than this is refused (libjpeg-turbo
+# leaves such a limit to its callers: djpeg's -maxscans). 100 such scans cost 0.06 s.
+MAX_JPEG_SCANS = 100
+# Segments of any kind (tables, metadata, a scan's header): a camera's file has a few dozen
+# (a split ICC profile at most 255 more), a progressive one a table or two per scan. Each
+# costs a step of the walk below and of Pillow's header reading, so they are bounded too.
+MAX_JPEG_SEGMENTS = 1000
+# The next marker: 0xFF (and any fill bytes of 0xFF before it), then a code that is none
+# of a stuffed zero (0xFF00 is a data byte), a restart marker (RST0-7, inside a scan's
+# data) and TEM. Only a run's first 0xFF starts a match, so a long run is read once.
+JPEG_MARKER = re.compile(rb"(?<!\xff)\xff++([^\x00\x01\xd0-\xd7\xff])")
+JPEG_SOI = b"\xff\xd8"
+JPEG_SOS, JPEG_EOI = 0xDA, 0xD9
 # Accepted formats (recognised by content) and what each is stored as. Animations keep
 # their first frame; GIF's 256 colours become a lossless PNG; a camera's multi-picture
 # JPEG (MPO) its first picture, as JPEG.
@@ -160,6 +177,9 @@ def opening_cost(data: bytes) -> int:
 def estimate(data: bytes) -> int:
     """Peak bytes that decoding `data` takes, from its header alone; InvalidInput if it is
     not an image this service takes or has too many pixels."""
+    if data.startswith(JPEG_SOI):
+        # Before Pillow reads the header: it walks the segments up to the first scan itself.
+        check_jpeg_segments(data)
     with _opened(data) as image, _the_files_fault():
         coefficients = _jpeg_coefficients(image)
         _reduce(image)
@@ -168,6 +188,30 @@ def estimate(data: bytes) -> int:
             raise InvalidInput(FIELD, f"the image has more than {MAX_PIXELS:,} pixels")
         pixels = BYTES_PER_PIXEL[image.format or ""] * width * height
         return int(pixels) + coefficients + opening_cost(data)
+
+
+def check_jpeg_segments(data: bytes) -> None:
+    """Refuse a JPEG whose first picture has more than MAX_JPEG_SCANS scans or
+    MAX_JPEG_SEGMENTS segments, found by walking its markers as libjpeg does (bytes between
+    segments skipped, a scan's data read up to the next marker) without decoding anything."""
+    scans = segments = 0
+    at = 2  # after SOI
+    view = memoryview(data)
+    while True:
+        # From a view that starts at `at`: the byte before it cannot hide a marker there.
+        marker = JPEG_MARKER.search(view[at:])
+        if marker is None or marker[1][0] == JPEG_EOI:
+            return  # the end of the first picture (an MPO's next ones are not decoded)
+        at += marker.end()
+        segments += 1
+        scans += marker[1][0] == JPEG_SOS
+        if scans > MAX_JPEG_SCANS:
+            raise InvalidInput(FIELD, f"the JPEG has more than {MAX_JPEG_SCANS} scans")
+        if segments > MAX_JPEG_SEGMENTS:
+            raise InvalidInput(FIELD, f"the JPEG has more than {MAX_JPEG_SEGMENTS} segments")
+        # A segment's length counts its own two bytes; what follows a scan's header is its
+        # data, which the next search skips. A length under 2 is libjpeg's error to raise.
+        at += max(int.from_bytes(view[at : at + 2], "big"), 2)
 
 
 def normalise(data: bytes) -> tuple[str, bytes]:

@@ -33,6 +33,8 @@ NONCE_BYTES = 12
 class Keys:
     """The keys derived from SECRET_KEY, one per purpose."""
 
+    # Keys the throttle's counted values (core/throttle.py): logins, emails, addresses.
+    throttle: bytes
     second_factor: bytes
     recovery_codes: bytes
     mail_bodies: bytes
@@ -41,6 +43,7 @@ class Keys:
     def derive(cls, secret_key: str) -> Keys:
         root = secret_key.encode("utf-8", "surrogatepass")
         return cls(
+            throttle=_hkdf(root, b"accounts-api/throttle-key/v1"),
             second_factor=_hkdf(root, b"accounts-api/totp-secret/v1"),
             recovery_codes=_hkdf(root, b"accounts-api/recovery-code/v1"),
             mail_bodies=_hkdf(root, b"accounts-api/outbox-body/v1"),

@@ -14,6 +14,9 @@ IP_ADDRESS_MAX = 64
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    # SQLite: an id is never given again once its account is deleted (as PostgreSQL's
+    # sequence), so nothing still keyed by an old id can attach to a new account.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     login: str = Field(max_length=LOGIN_MAX)

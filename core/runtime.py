@@ -32,7 +32,7 @@ class Runtime:
             db=Database(settings),
             passwords=PasswordHasher(settings.bcrypt_rounds),
             images=ImageWork(),
-            limits=Limits.from_settings(settings),
+            limits=Limits.from_settings(settings, keys.throttle),
             outbox=Outbox(parse_sender(settings.mail_from), keys),
             keys=keys,
         )

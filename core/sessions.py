@@ -13,10 +13,11 @@ from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import events
+from core.config import Settings
 from core.db import Database, now
 from core.errors import NotFound
 from core.events import Origin
-from core.models import SESSION_ID_MAX, Session
+from core.models import SESSION_ID_MAX, Session, User
 from core.runtime import Runtime
 from core.security import new_session_id, new_session_token, token_digest
 
@@ -54,13 +55,24 @@ class SessionInfo:
     current: bool
 
 
-async def start(db: AsyncSession, *, user_id: int, ttl: int, origin: Origin) -> NewSession:
-    """A fresh session; never derived from anything the client sent."""
+async def start(
+    db: AsyncSession, settings: Settings, *, user_id: int, origin: Origin
+) -> NewSession:
+    """A fresh session; never derived from anything the client sent.
+
+    Past SESSIONS_PER_USER live sessions, those of the user used longest ago end, in
+    this transaction: the user's logins queue on a lock of the user's row, so the cap is
+    exact however many start at once (on SQLite the writer holds the whole database).
+    """
+    # NO KEY UPDATE: rows that merely refer to the user (its security events) still go in.
+    await db.exec(select(User.id).where(col(User.id) == user_id).with_for_update(key_share=True))
     token = new_session_token()
+    token_hash = token_digest(token)
     at = now()
+    ttl = settings.session_ttl_seconds
     db.add(
         Session(
-            token_hash=token_digest(token),
+            token_hash=token_hash,
             id=new_session_id(),
             user_id=user_id,
             created_at=at,
@@ -70,9 +82,18 @@ async def start(db: AsyncSession, *, user_id: int, ttl: int, origin: Origin) -> 
             ip_address=origin.ip_address,
         )
     )
+    await db.flush()
     # Expired rows are purged as new ones arrive, so the table stays the size of the
     # live sessions without a separate job.
     await db.exec(delete(Session).where(col(Session.expires_at) <= at))
+    others = col(Session.user_id) == user_id, col(Session.token_hash) != token_hash
+    kept = (
+        select(Session.token_hash)
+        .where(*others)
+        .order_by(col(Session.last_seen_at).desc(), col(Session.created_at).desc())
+        .limit(settings.sessions_per_user - 1)
+    )
+    await db.exec(delete(Session).where(*others, col(Session.token_hash).not_in(kept)))
     return NewSession(token=token, max_age=ttl)
 
 

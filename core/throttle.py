@@ -9,11 +9,12 @@ from the settings, and every count goes through this module:
   field of `Limits` and its caller is one line, for example:
 
       await throttle.take(rt.db, rt.limits.password_resets.for_client(client))
-      await throttle.take(rt.db, rt.limits.avatar_uploads.key(f"user:{user_id}"))
+      await throttle.take(rt.db, rt.limits.uploads(user_id))
 
 - `Counter` does the same step by step inside a write transaction, for a caller whose
   choice of keys depends on the counts (login's device cookies, in core/accounts.py).
-- `clear(db, key)` forgets a key's events (a successful login clears its account's count);
+- `clear(db, *keys)` forgets keys' events (a successful login clears its account's count;
+  a deletion every count of the account, `Limits.of_account`);
   `give_back(db, taken)` forgets the events one `take` counted.
 
 Exact under concurrency, on every database and across instances: the counted keys are
@@ -23,9 +24,11 @@ fixed order so two requests never wait for each other's keys; on SQLite the whol
 is already locked by its writer (`Database.write()` begins IMMEDIATE).
 
 Nothing counted is stored in the clear: a key is the HMAC-SHA-256 of its limit's name and
-value under a fixed key, so the table cannot be searched for a known login, email or
-address without this code. Client addresses count per network (`Limit.for_client`, with
-core.security.network): an IPv6 client controls a whole /64, so it counts as one.
+value under a key derived from SECRET_KEY (core/keys.py), so a stolen table cannot be
+searched for a known login, email or address, nor reversed with a dictionary of them.
+Rows written under another key are never matched again, and expire with their window.
+Client addresses count per network (`Limit.for_client`, with core.security.network): an
+IPv6 client controls a whole /64, so it counts as one.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from __future__ import annotations
 import hmac
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,8 +48,6 @@ from core.errors import TooManyRequests
 from core.models import ThrottleEvent
 from core.security import network
 
-# Separates these digests from every other use of HMAC-SHA-256 here; not a secret.
-_KEY = b"accounts-api/throttle-key/v1"
 HOUR = 3600
 
 
@@ -55,15 +56,18 @@ class Limit:
     """At most `events` events per key within any `window` seconds.
 
     `name` is the setting that sets the maximum: what an operator sees in a refusal's metric.
+    `secret` keys the digests of what is counted (Keys.throttle).
     """
 
     name: str
     events: int
     window: float
     message: str
+    secret: bytes = field(repr=False)
 
     def key(self, value: str) -> Key:
-        digest = hmac.new(_KEY, f"{self.name}\0{value}".encode("utf-8", "surrogatepass"), "sha256")
+        counted = f"{self.name}\0{value}".encode("utf-8", "surrogatepass")
+        digest = hmac.new(self.secret, counted, "sha256")
         return Key(self, digest.hexdigest())
 
     def for_client(self, address: str) -> Key:
@@ -97,33 +101,51 @@ class Limits:
         """An account's failed-login count, whichever of its login or email was typed."""
         return self.login_account.key(f"user:{user_id}")
 
+    def uploads(self, user_id: int) -> Key:
+        """An account's avatar uploads."""
+        return self.avatar_uploads.key(f"user:{user_id}")
+
+    def device(self, token_hash: str) -> Key:
+        """A device cookie's failed logins (by the hash of its token)."""
+        return self.login_device.key(token_hash)
+
+    def of_account(self, user_id: int, devices: Iterable[str]) -> list[Key]:
+        """Every count kept for an account and its devices (their tokens' hashes): what
+        its deletion clears, so that nothing counted for it outlives it."""
+        return [self.account(user_id), self.uploads(user_id), *map(self.device, devices)]
+
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
+    def from_settings(cls, settings: Settings, secret: bytes) -> Limits:
+        """The limits `settings` set, counting under `secret` (Keys.throttle)."""
         window = settings.login_failure_window_seconds
         failed = "Too many failed attempts; try again later"
+
+        def limit(name: str, events: int, window: float, message: str) -> Limit:
+            return Limit(name, events, window, message, secret)
+
         return cls(
-            login_account=Limit(
+            login_account=limit(
                 "login_failures_per_account", settings.login_failures_per_account, window, failed
             ),
-            login_client=Limit(
+            login_client=limit(
                 "login_failures_per_ip", settings.login_failures_per_ip, window, failed
             ),
-            login_device=Limit(
+            login_device=limit(
                 "login_failures_per_device", settings.login_failures_per_device, window, failed
             ),
-            signups=Limit(
+            signups=limit(
                 "signups_per_ip",
                 settings.signups_per_ip,
                 settings.signup_window_seconds,
                 "Too many sign-ups from this address; try again later",
             ),
-            password_resets=Limit(
+            password_resets=limit(
                 "password_resets_per_ip",
                 settings.password_resets_per_ip,
                 HOUR,
                 "Too many password reset requests from this address; try again later",
             ),
-            avatar_uploads=Limit(
+            avatar_uploads=limit(
                 "avatar_uploads_per_hour",
                 settings.avatar_uploads_per_hour,
                 HOUR,
@@ -208,8 +230,9 @@ async def take_in(db: AsyncSession, *keys: Key) -> Taken:
     return await counter.record(*keys)
 
 
-async def clear(db: AsyncSession, key: Key) -> None:
-    await db.exec(delete(ThrottleEvent).where(col(ThrottleEvent.key) == key.digest))
+async def clear(db: AsyncSession, *keys: Key) -> None:
+    digests = [key.digest for key in keys]
+    await db.exec(delete(ThrottleEvent).where(col(ThrottleEvent.key).in_(digests)))
 
 
 async def give_back(db: AsyncSession, taken: Taken) -> None:

@@ -85,6 +85,24 @@ def jpeg_with_size(width: int, height: int, **save: object) -> bytes:
     raise AssertionError("no frame header")
 
 
+def jpeg_scan_bomb(scans: int, size: tuple[int, int] = (256, 256), *, junk: bytes = b"") -> bytes:
+    """A progressive JPEG with `scans` scans: its last scan (a refinement of every AC
+    coefficient of one component) repeated, each copy after `junk`, before EOI.
+
+    A scan's data stuffs every 0xFF byte (0xFF00), so each 0xFFDA is a scan's start."""
+    data = encode("JPEG", size, progressive=True)
+    last = data[data.rindex(b"\xff\xda") : -2]
+    extra = scans - data.count(b"\xff\xda")
+    assert extra >= 0 and data.endswith(b"\xff\xd9")
+    return data[:-2] + (junk + last) * extra + b"\xff\xd9"
+
+
+def jpeg_with_comments(count: int) -> bytes:
+    """A small JPEG with `count` empty comment segments (COM) after its header."""
+    data = encode("JPEG", (64, 48))
+    return data[:2] + b"\xff\xfe\x00\x02" * count + data[2:]
+
+
 def png_text_bomb(megabytes: int = 2) -> bytes:
     """A small PNG with compressed text chunks that expand to `megabytes` MiB."""
     png = encode("PNG", (8, 8))

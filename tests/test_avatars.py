@@ -17,6 +17,7 @@ from tests.faces import FACES, Face
 from tests.images import (
     corrupt_webp,
     encode,
+    jpeg_scan_bomb,
     jpeg_with_gps_and_orientation,
     jpeg_with_size,
     mpo,
@@ -102,6 +103,7 @@ def test_decompression_bomb_is_refused(face: Face) -> None:
         lambda: jpeg_with_size(12_000, 12_000, progressive=True),
         lambda: encode("PNG", (24_961, 641)),
         lambda: webp_bomb((4000, 4000)),
+        lambda: jpeg_scan_bomb(5000),
     ],
     ids=[
         "truncated-20-byte-png",
@@ -111,6 +113,7 @@ def test_decompression_bomb_is_refused(face: Face) -> None:
         "progressive-jpeg-144-mp",
         "16000001-pixels",
         "webp-past-the-memory-budget",
+        "jpeg-of-5000-scans",
     ],
 )
 def test_hostile_files_are_refused(face: Face, make: Callable[[], bytes]) -> None:

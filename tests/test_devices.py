@@ -88,6 +88,19 @@ def test_owner_with_a_device_cookie_gets_into_a_locked_account(face: Face) -> No
     assert face.login("ALICE@example.com", PASSWORD).status == 200
 
 
+def test_a_login_through_a_device_leaves_the_accounts_lock_on_other_clients(face: Face) -> None:
+    # The owner's login clears its device's count, not the strangers' guesses: else each
+    # login of the owner would hand whoever is guessing a fresh set of tries.
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    device = face.client.cookies["device_id"]
+    _lock(face, "alice")
+    _set_device(face, device)
+    assert face.login("alice", PASSWORD).status == 200
+    _set_device(face, None)
+    assert face.login("alice", "another guess").status == 429
+    assert face.login("alice@example.com", PASSWORD).status == 429
+
+
 def test_a_device_cookie_of_another_account_bypasses_nothing(face: Face) -> None:
     assert face.signup("mallory", PASSWORD, "mallory@example.com").status == 200
     mallorys = face.client.cookies["device_id"]

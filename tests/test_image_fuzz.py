@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
 from core.errors import InvalidInput, PayloadTooLarge
-from core.images import ImageWork
-from tests.images import encode, jpeg_with_gps_and_orientation, mpo
+from core.images import MAX_JPEG_SCANS, ImageWork
+from tests.images import encode, jpeg_scan_bomb, jpeg_with_gps_and_orientation, mpo
 from tests.servers import Server
 
 FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -73,6 +73,8 @@ def seeds() -> list[tuple[bytes, list[tuple[int, str]]]]:
         _saved(_gradient("CMYK"), "JPEG"),
         jpeg_with_gps_and_orientation(),
         mpo((48, 40)),
+        # At the scan limit: mutations land on both sides of it.
+        jpeg_scan_bomb(MAX_JPEG_SCANS, (48, 40)),
     ]
     pngs = [
         encode("PNG", (48, 40)),

@@ -8,12 +8,17 @@ import time
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import func, select
 from starlette.testclient import TestClient
 
+from core import accounts, sessions
 from core.config import Settings
 from core.db import Database
+from core.events import Origin
+from core.models import Session
+from core.runtime import Runtime
 from tests.faces import Face
-from tests.types import MakeClient, MakeSettings
+from tests.types import MakeClient, MakeFace, MakeSettings
 
 PASSWORD = "correct horse battery"
 SIGNUP = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
@@ -222,3 +227,90 @@ def test_head_never_logs_out(client: TestClient) -> None:
     head = client.head("/profile")
     assert head.status_code == 200
     assert head.content == b""
+
+
+def _set_last_seen_back(settings: Settings, token: str, seconds: float) -> None:
+    async def update() -> None:
+        database = Database(settings)
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE sessions SET last_seen_at = last_seen_at - :s WHERE token_hash = :h"),
+                {"s": seconds, "h": hashlib.sha256(token.encode()).hexdigest()},
+            )
+        await database.dispose()
+
+    asyncio.run(update())
+
+
+def _logged_in(face: Face, token: str) -> bool:
+    face.client.cookies.clear()
+    face.client.cookies.set("session_id", token, domain="testserver.local")
+    return face.profile().status == 200
+
+
+def test_the_51st_session_ends_the_one_used_longest_ago(
+    face: Face, make_settings: MakeSettings
+) -> None:
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    tokens = [face.client.cookies["session_id"]]
+    for _ in range(49):
+        face.client.cookies.clear()  # another browser: the sessions add up
+        assert face.login("alice", PASSWORD).status == 200
+        tokens.append(face.client.cookies["session_id"])
+    assert all(_logged_in(face, token) for token in tokens)
+    # The second session is the one used longest ago, though the first is the oldest.
+    _set_last_seen_back(make_settings(), tokens[1], 60)
+    face.client.cookies.clear()
+    assert face.login("alice", PASSWORD).status == 200
+    tokens.append(face.client.cookies["session_id"])
+    assert len(face.sessions().data) == 50
+    assert not _logged_in(face, tokens[1])
+    assert all(_logged_in(face, token) for token in tokens[:1] + tokens[2:])
+    assert len(_session_rows(make_settings())) == 50
+
+
+def test_sessions_per_user_caps_each_user_alone(make_face: MakeFace) -> None:
+    face = make_face(sessions_per_user=2)
+    assert face.signup("bob", PASSWORD, "bob@example.com").status == 200
+    bobs = face.client.cookies["session_id"]
+    face.client.cookies.clear()
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    first = face.client.cookies["session_id"]
+    for _ in range(2):
+        face.client.cookies.clear()
+        assert face.login("alice", PASSWORD).status == 200
+    assert len(face.sessions().data) == 2
+    assert not _logged_in(face, first)
+    assert _logged_in(face, bobs)
+
+
+def test_a_session_started_meanwhile_waits_for_the_cap(make_settings: MakeSettings) -> None:
+    # Each start locks its user's row first. Without the lock, on PostgreSQL, a start in
+    # another transaction would not see this one's new session, and both would stay.
+    async def scenario() -> int:
+        rt = Runtime.create(make_settings(sessions_per_user=2))
+        origin = Origin.of("192.0.2.1", "")
+
+        async def start_one() -> None:
+            async with rt.db.write() as db:
+                await sessions.start(db, rt.settings, user_id=user_id, origin=origin)
+
+        try:
+            await rt.db.migrate()
+            signed_in = await accounts.signup(
+                rt, login="alice", password=PASSWORD, email="a@b.co", client="", user_agent=""
+            )
+            principal = await sessions.resolve(rt.db, signed_in.session.token)
+            assert principal is not None
+            user_id = principal.user_id
+            async with rt.db.write() as db:
+                await sessions.start(db, rt.settings, user_id=user_id, origin=origin)
+                meanwhile = asyncio.create_task(start_one())
+                await asyncio.sleep(0.5)  # it goes as far as it can while this one is open
+            await meanwhile
+            async with rt.db.read() as db:
+                return (await db.exec(select(func.count()).select_from(Session))).one()
+        finally:
+            await rt.db.dispose()
+
+    assert asyncio.run(scenario()) == 2

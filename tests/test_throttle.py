@@ -4,6 +4,8 @@ exact under concurrency, keyed on hashes."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from collections import Counter
 
 import pytest
@@ -14,9 +16,11 @@ from starlette.testclient import TestClient
 from core import security
 from core.config import Settings
 from core.db import Database
+from core.keys import Keys
 from schema.context import client_address
 from tests.asgi import Call, statuses
 from tests.faces import Face
+from tests.images import encode
 from tests.types import MakeClient, MakeFace, MakeSettings
 
 PASSWORD = "correct horse battery"
@@ -217,6 +221,73 @@ def test_nothing_typed_in_the_login_field_is_stored(
     stored = " ".join(rows).lower()
     for typed in ("alice", "a@b.co", "ghost", "192.0.2.77", "user:"):
         assert typed not in stored
+
+
+def _digest(key: bytes, limit: str, value: str) -> str:
+    return hmac.new(key, f"{limit}\0{value}".encode(), "sha256").hexdigest()
+
+
+def test_stored_keys_are_keyed_by_the_secret_key_so_a_dictionary_cannot_reverse_them(
+    make_client: MakeClient, make_settings: MakeSettings
+) -> None:
+    secret = "a secret key of this deployment, 32+ characters"
+    client = make_client(secret_key=secret, trusted_proxies="127.0.0.1/32")
+    response = client.post(
+        "/login", json={"login": "ghost", "password": "wrong guess"}, headers=_from("192.0.2.77")
+    )
+    assert response.status_code == 403
+    stored = " ".join(_stored_keys(make_settings()))
+    counted = [
+        ("login_failures_per_account", "name:ghost"),
+        ("login_failures_per_ip", "192.0.2.77"),
+    ]
+    # Whoever holds the table and this code, but not SECRET_KEY, hashes a dictionary of
+    # logins and addresses in vain: neither a key fixed in the code nor another one works.
+    fixed = b"accounts-api/throttle-key/v1"
+    assert not any(_digest(fixed, *value) in stored for value in counted)
+    another = Keys.derive(secret + "!").throttle
+    assert not any(_digest(another, *value) in stored for value in counted)
+    assert all(_digest(Keys.derive(secret).throttle, *value) in stored for value in counted)
+
+
+def test_deleting_an_account_clears_every_count_kept_for_it(
+    make_face: MakeFace, make_settings: MakeSettings
+) -> None:
+    secret = "a secret key of this deployment, 32+ characters"
+    face = make_face(secret_key=secret)
+    assert face.signup("alice", PASSWORD, "alice@example.com").status == 200
+    session, device = face.client.cookies["session_id"], face.client.cookies["device_id"]
+    assert face.upload_avatar(encode("PNG")).status == 200
+    face.client.cookies.clear()
+    face.client.cookies.set("device_id", device, domain="testserver.local")
+    assert face.login("alice", "wrong guess").status == 403  # counted on the device
+    face.client.cookies.clear()
+    assert face.login("alice", "wrong guess").status == 403  # counted on the account
+    key = Keys.derive(secret).throttle
+    [user_id] = _user_ids(make_settings())
+    counted = [
+        _digest(key, "login_failures_per_account", f"user:{user_id}"),
+        _digest(key, "avatar_uploads_per_hour", f"user:{user_id}"),
+        _digest(key, "login_failures_per_device", hashlib.sha256(device.encode()).hexdigest()),
+    ]
+    assert all(digest in " ".join(_stored_keys(make_settings())) for digest in counted)
+    face.client.cookies.set("session_id", session, domain="testserver.local")
+    assert face.delete_profile().status == 200
+    # Nothing counted for the account outlives it (the address's count is the client's).
+    stored = " ".join(_stored_keys(make_settings()))
+    assert not any(digest in stored for digest in counted)
+    assert _digest(key, "login_failures_per_ip", "127.0.0.1") in stored
+
+
+def _user_ids(settings: Settings) -> list[int]:
+    async def query() -> list[int]:
+        database = Database(settings)
+        async with database.engine.connect() as connection:
+            rows = (await connection.execute(text("SELECT id FROM users"))).all()
+        await database.dispose()
+        return [row[0] for row in rows]
+
+    return asyncio.run(query())
 
 
 def test_ipv6_clients_are_counted_per_64_network(make_client: MakeClient) -> None:

@@ -9,8 +9,16 @@ import anyio
 import pytest
 
 from core.errors import InvalidInput
-from core.images import ImageWork, MemoryBudget, estimate, normalise, opening_cost
-from tests.images import encode, jpeg_with_size, webp_bomb
+from core.images import (
+    MAX_JPEG_SCANS,
+    MAX_JPEG_SEGMENTS,
+    ImageWork,
+    MemoryBudget,
+    estimate,
+    normalise,
+    opening_cost,
+)
+from tests.images import encode, jpeg_scan_bomb, jpeg_with_comments, jpeg_with_size, webp_bomb
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -136,3 +144,35 @@ def test_libjpeg_gives_up_past_its_memory_cap() -> None:
         normalise(data)
     with pytest.raises(InvalidInput, match="too much memory"):
         estimate(data)
+
+
+def test_a_jpeg_with_more_scans_than_the_limit_is_refused_before_decoding() -> None:
+    # Each scan costs a pass over every block of the full-size image, however small the
+    # file: thousands of them are seconds of CPU within the pixel and memory limits.
+    work = ImageWork()
+    at_the_limit = jpeg_scan_bomb(MAX_JPEG_SCANS)
+    assert anyio.run(work.normalise, at_the_limit)[0] == "image/jpeg"
+    for scans in (MAX_JPEG_SCANS + 1, 5000):
+        with pytest.raises(InvalidInput, match=f"more than {MAX_JPEG_SCANS} scans"):
+            anyio.run(work.normalise, jpeg_scan_bomb(scans))
+    assert work.budget.free == work.budget.total
+
+
+def test_scans_behind_bytes_that_libjpeg_skips_are_counted() -> None:
+    # libjpeg skips stray bytes and 0xFF fill before a marker: the count must too.
+    bomb = jpeg_scan_bomb(MAX_JPEG_SCANS + 1, junk=b"\x00stray\xff\xff")
+    assert normalise(bomb)[0] == "image/jpeg"  # libjpeg reads every scan of it
+    with pytest.raises(InvalidInput, match="scans"):
+        estimate(bomb)
+
+
+def test_a_jpeg_with_too_many_segments_is_refused() -> None:
+    assert estimate(jpeg_with_comments(MAX_JPEG_SEGMENTS - 100)) > 0
+    with pytest.raises(InvalidInput, match=f"more than {MAX_JPEG_SEGMENTS} segments"):
+        estimate(jpeg_with_comments(MAX_JPEG_SEGMENTS))
+
+
+def test_a_multi_picture_jpeg_counts_the_scans_of_its_first_picture() -> None:
+    # Two 100-scan pictures in one file: the second is never decoded.
+    first = jpeg_scan_bomb(MAX_JPEG_SCANS)
+    assert estimate(first + jpeg_scan_bomb(MAX_JPEG_SCANS)) > 0

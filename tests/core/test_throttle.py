@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.keys import Keys
 from core.security import network
 from core.throttle import HOUR, Limit
 
@@ -24,12 +25,16 @@ def test_clients_count_per_ipv4_address_or_ipv6_64_network(address: str, counted
     assert network(address) == counted_as
 
 
-def test_keys_are_keyed_hashes_that_depend_on_the_limit() -> None:
-    signups = Limit("signup_client", 20, HOUR, "")
-    logins = Limit("login_client", 100, 900, "")
+def test_keys_are_keyed_hashes_that_depend_on_the_limit_and_the_secret_key() -> None:
+    secret = Keys.derive("k" * 32).throttle
+    signups = Limit("signup_client", 20, HOUR, "", secret)
+    logins = Limit("login_client", 100, 900, "", secret)
     key = signups.key("alice@example.com")
     assert len(key.digest) == 64 and "alice" not in key.digest
     assert key == signups.key("alice@example.com")
     assert key.digest != logins.key("alice@example.com").digest
+    elsewhere = Limit("signup_client", 20, HOUR, "", Keys.derive("x" * 32).throttle)
+    assert key.digest != elsewhere.key("alice@example.com").digest
+    assert "secret" not in repr(signups)
     assert signups.for_client("2001:db8::1") == signups.for_client("2001:db8::2")
     assert -(2**63) <= key.lock_id < 2**63
