@@ -56,6 +56,7 @@ class Budget:
     selections: int
     aliases: int
     pairs: int
+    fragment_pairs: int
     cost: int
     credentials: int
     credential_fields: frozenset[str]
@@ -342,11 +343,18 @@ def measure(
     # Only now, with the expanded size known to be small, are fields merged by name.
     roots = [operation.selection_set for operation in operations]
     roots += [fragments[name].selection_set for name in unreached]
-    pairs = sum(_pairs([root], fragments) for root in roots)
-    if pairs > budget.pairs:
+    pairs = Pairs()
+    for selection_set in roots:
+        pairs.count([selection_set], fragments)
+    if pairs.fields > budget.pairs:
         raise Exceeded(
-            "The document repeats the same fields or fragments too often "
-            f"({pairs} pairs of them to compare; at most {budget.pairs})"
+            "The document repeats the same fields too often "
+            f"({pairs.fields} pairs of them to compare; at most {budget.pairs})"
+        )
+    if pairs.fragments > budget.fragment_pairs:
+        raise Exceeded(
+            "The document spreads too many distinct fragments into one selection "
+            f"({pairs.fragments} pairs of them to compare; at most {budget.fragment_pairs})"
         )
     return total
 
@@ -359,20 +367,28 @@ def _operation_values(operation: OperationDefinitionNode) -> Iterator[ValueNode]
         yield from _directive_values(variable.directives)
 
 
-def _pairs(sets: list[SelectionSetNode], fragments: dict[str, FragmentDefinitionNode]) -> int:
-    """How many pairs validation compares in these merged sets: of same-named fields, and
-    of the distinct fragments spread into them."""
-    by_name: dict[str, list[FieldNode]] = {}
-    spread: set[str] = set()
-    for node in _fields(sets, fragments, spread):
-        by_name.setdefault((node.alias or node.name).value, []).append(node)
-    total = len(spread) * (len(spread) - 1) // 2
-    for nodes in by_name.values():
-        total += len(nodes) * (len(nodes) - 1) // 2
-        inner = [node.selection_set for node in nodes if node.selection_set is not None]
-        if inner:
-            total += _pairs(inner, fragments)
-    return total
+@dataclass(slots=True)
+class Pairs:
+    """The pairs validation compares: of same-named fields (each comparison recursing into
+    their selections), and of the distinct fragments spread into one selection set."""
+
+    fields: int = 0
+    fragments: int = 0
+
+    def count(
+        self, sets: list[SelectionSetNode], fragments: dict[str, FragmentDefinitionNode]
+    ) -> None:
+        """Adds the pairs of these merged sets, and of the sets merged below them."""
+        by_name: dict[str, list[FieldNode]] = {}
+        spread: set[str] = set()
+        for node in _fields(sets, fragments, spread):
+            by_name.setdefault((node.alias or node.name).value, []).append(node)
+        self.fragments += len(spread) * (len(spread) - 1) // 2
+        for nodes in by_name.values():
+            self.fields += len(nodes) * (len(nodes) - 1) // 2
+            inner = [node.selection_set for node in nodes if node.selection_set is not None]
+            if inner:
+                self.count(inner, fragments)
 
 
 def _fields(
@@ -381,7 +397,7 @@ def _fields(
     spread: set[str],
 ) -> Iterator[FieldNode]:
     """The fields of these selection sets, through fragments, as execution collects them;
-    adds the name of every fragment spread into them to `spread`."""
+    adds the name of every (known) fragment spread into them to `spread`."""
     stack = list(sets)
     while stack:
         for selection in stack.pop().selections:
@@ -391,10 +407,9 @@ def _fields(
                 stack.append(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
-                if name not in spread:
+                if name not in spread and name in fragments:
                     spread.add(name)
-                    if name in fragments:
-                        stack.append(fragments[name].selection_set)
+                    stack.append(fragments[name].selection_set)
 
 
 def _check_credentials(

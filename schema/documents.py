@@ -76,8 +76,10 @@ MAX_DEPTH = 24
 # fragment counted wherever it is spread: validation visits each of them.
 MAX_SELECTIONS = 300
 # Pairs the overlapping-fields rule compares (it is quadratic in them): same-named fields,
-# and distinct fragments spread into one selection set.
+# each comparison recursing into their selections; and distinct fragments spread into one
+# selection set, a few microseconds each (45 fragments spread side by side make 990).
 MAX_PAIRS = 100
+MAX_FRAGMENT_PAIRS = 1000
 COST_HEADROOM = 1.2
 # How long each list of the service's own types can be (every one must be here; the
 # schema does not start otherwise): what the answer to a document could hold is
@@ -170,6 +172,7 @@ class Documents:
             selections=MAX_SELECTIONS,
             aliases=MAX_ALIASES,
             pairs=MAX_PAIRS,
+            fragment_pairs=MAX_FRAGMENT_PAIRS,
             cost=sys.maxsize,
             credentials=MAX_CREDENTIALS,
             credential_fields=CREDENTIAL_FIELDS,

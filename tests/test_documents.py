@@ -243,7 +243,9 @@ def _figures(document: str, *, unlimited: bool = False) -> Figures:
     budget = prepared.budget
     if unlimited:
         huge = 2**64
-        budget = dataclasses.replace(budget, selections=huge, depth=huge, cost=huge, pairs=huge)
+        budget = dataclasses.replace(
+            budget, selections=huge, depth=huge, cost=huge, pairs=huge, fragment_pairs=huge
+        )
     return measure(parse(document), prepared.schema, budget, prepared.lengths)
 
 
@@ -308,3 +310,23 @@ def test_integer_literal_too_long_to_read_is_refused_plainly() -> None:
     (error,) = prepared.prepare("{ securityEvents(limit: " + "9" * 4300 + ") { kind } }").errors
     assert "sys." not in error.message
     assert "non 32-bit signed integer" in error.message
+
+
+def test_distinct_fragments_spread_together_pass_the_pre_pass_up_to_their_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    validated = _counting_validation(monkeypatch)
+
+    def side_by_side(count: int) -> str:
+        spreads = " ".join(f"...F{i}" for i in range(count))
+        fragments = " ".join(f"fragment F{i} on Query {{ ...Elsewhere }}" for i in range(count))
+        return f"{{ {spreads} }} {fragments}"
+
+    prepared = Schema(introspection=True).documents
+    # 45 side by side (990 pairs) reach validation, which finds the fragment they spread
+    # missing; 46 (1035 pairs) do not.
+    assert "Unknown fragment 'Elsewhere'" in prepared.prepare(side_by_side(45)).errors[0].message
+    assert len(validated) == 1
+    (error,) = prepared.prepare(side_by_side(46)).errors
+    assert "too many distinct fragments into one selection (1035 pairs" in error.message
+    assert len(validated) == 1
