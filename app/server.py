@@ -23,7 +23,7 @@ from app.cors import Cors
 from app.link_pages import link_page_routes
 from app.metrics import metrics_endpoint, process_exited, sample_forever
 from app.observe import Observe, RouteTemplates
-from app.web import RequestLimits, SecurityHeaders
+from app.web import GRAPHQL_PATH, RequestLimits, SecurityHeaders
 from core import avatars
 from core.config import Settings
 from core.errors import Unavailable
@@ -98,7 +98,7 @@ def create_app(settings: Settings) -> ASGIApp:
             tracing.shutdown()
 
     view = pages.GraphiQLView(runtime, schema, operations=DOCUMENT_PATH.read_text())
-    graphql = Route("/graphql", view.respond, methods=["GET", "POST"])
+    graphql = Route(GRAPHQL_PATH, view.respond, methods=["GET", "POST"])
     # Starlette adds HEAD wherever GET is allowed; a GraphQL request is its answer, and
     # Strawberry refuses HEAD, so the 405s' Allow header names exactly GET and POST.
     assert graphql.methods is not None

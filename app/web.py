@@ -9,8 +9,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rest_compat.translator import message_response
-from schema.http import BodyTooLarge, BodyTooSlow
+from schema.http import BodyTooLarge, BodyTooSlow, code_for_status
+from schema.view import errors_response
 
+GRAPHQL_PATH = "/graphql"
 JSON_MAX_BYTES = 1024 * 1024
 # Room for the multipart envelope and the `operations`/`map` fields around the file.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -117,5 +119,10 @@ class RequestLimits:
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, error: HTTPException) -> None:
-    response = message_response(error.status_code, error.detail, headers={"connection": "close"})
+    status, detail, headers = error.status_code, error.detail, {"connection": "close"}
+    if scope["path"] == GRAPHQL_PATH:
+        # Answered in the shape of the face that was asked.
+        response = errors_response(status, detail, code_for_status(status), headers=headers)
+    else:
+        response = message_response(status, detail, headers=headers)
     await response(scope, receive, send)

@@ -75,7 +75,13 @@ def _profiles(width: int) -> str:
     return "{ " + " ".join(f"p{i}: me {{ {fields} }}" for i in range(width)) + " }"
 
 
+def _spreads(width: int) -> str:
+    spreads = " ".join(["...F"] * (10 * width))
+    return f"{{ me {{ {spreads} }} }} fragment F on Profile {{ username }}"
+
+
 SHAPES: dict[str, Shape] = {
+    "one fragment spread many times": _spreads,
     "aliased __type, nested field lists": _type_aliases,
     "aliased field lists of every type": _field_lists,
     "aliased directive lists": _directive_lists,

@@ -37,6 +37,10 @@ HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+# The most SESSIONS_PER_USER may be: GraphQL's cost pre-pass counts a session list at this length.
+SESSIONS_PER_USER_MAX = 1000
+
+
 class Settings(BaseSettings):
     """Every setting, read from the environment under the contract's names."""
 
@@ -51,7 +55,7 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60, le=400 * DAY)
     # Live sessions per user: each login adds one for SESSION_TTL_SECONDS, so a script that
     # logs in over and over would otherwise grow the table (and the user's list) unbounded.
-    sessions_per_user: int = Field(default=50, ge=1, le=1000)
+    sessions_per_user: int = Field(default=50, ge=1, le=SESSIONS_PER_USER_MAX)
     cookie_secure: bool = False
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     avatar_max_bytes: int = Field(default=6 * MiB, ge=1024, le=64 * MiB)

@@ -27,7 +27,7 @@ from schema.api import Schema
 from schema.context import Context, apply_cookie
 from schema.errors import MASKED_MESSAGE, error_extensions
 from schema.execution import run
-from schema.http import loads_json, media_type
+from schema.http import UnreadableJSON, loads_json, media_type
 
 Handler = Callable[[Request], Awaitable[Response]]
 DOCUMENT_PATH = Path(__file__).with_name("operations.graphql")
@@ -179,8 +179,8 @@ async def _json_object(request: Request) -> dict[str, Any]:
         raise BadRequest(415, "Send the body as application/json")
     try:
         body = loads_json(await request.body())
-    except ValueError:
-        raise BadRequest(400, "The body is not valid JSON") from None
+    except UnreadableJSON as exc:
+        raise BadRequest(400, f"The body {exc.reason}") from None
     if not isinstance(body, dict):
         raise BadRequest(400, "The body must be a JSON object")
     return body

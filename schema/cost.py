@@ -1,11 +1,13 @@
 """What a parsed document would cost to validate and execute, measured before either runs.
 
-graphql-core's validation compares every pair of fields that share a response name, and a
-fragment spread inside fragments multiplies the work of validation and execution alike; a
-list field multiplies the work of everything selected below it. This walk measures all three
-for a cost linear in the document's text: each fragment is measured once and its figures
-reused wherever it is spread, and fields are merged by name only once the expanded size is
-known to be small.
+graphql-core's validation visits every selection and every value written in an argument,
+compares every pair of fields that share a response name and every pair of fragments
+spread into one selection set; a fragment spread inside fragments multiplies the work of
+validation and execution alike; a list field multiplies the work of everything selected
+below it. This walk measures all of it for a cost linear in the document's text: each
+fragment is measured once and its figures reused (multiplied) wherever it is spread, a
+fragment that spreads itself is refused on sight, and fields are merged by name only once
+the expanded size is known to be small.
 
 It decides nothing: `schema/documents.py` holds the limits and compares.
 """
@@ -16,6 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from graphql import (
+    ArgumentNode,
+    DirectiveNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -26,15 +30,20 @@ from graphql import (
     GraphQLOutputType,
     GraphQLSchema,
     InlineFragmentNode,
+    IntValueNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionNode,
     SelectionSetNode,
+    ValueNode,
     get_named_type,
     is_abstract_type,
     is_enum_type,
     is_input_object_type,
     is_interface_type,
+    is_list_type,
     is_object_type,
 )
 
@@ -44,29 +53,58 @@ class Budget:
     """The most a document may use; exceeding any one refuses it."""
 
     depth: int
-    fields: int
+    selections: int
     aliases: int
     pairs: int
+    fragment_pairs: int
     cost: int
     credentials: int
     credential_fields: frozenset[str]
+    integer_digits: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArgumentBound:
+    """A list as long as an integer argument of its field asks (`default` without one).
+
+    A literal counts as written (capped at `maximum`, where the resolver refuses more); a
+    variable as `maximum`, since the prepared document is shared by every request.
+    """
+
+    argument: str
+    default: int
+    maximum: int
+
+    def length(self, node: FieldNode) -> int:
+        for argument in node.arguments or ():
+            if argument.name.value == self.argument:
+                value = argument.value
+                if isinstance(value, IntValueNode) and len(value.value) <= len(str(self.maximum)):
+                    return max(0, min(int(value.value), self.maximum))
+                return self.maximum
+        return self.default
+
+
+# How long a list field's answer can be: a number, or what one of its arguments says.
+Bound = int | ArgumentBound
 
 
 @dataclass(slots=True)
 class Figures:
     """A selection set's figures, with every fragment spread in it expanded.
 
-    `cost` is the number of values the answer could hold, each list assumed as long as
-    the longest of its kind (`list_lengths`).
+    `selections` counts fields, fragment spreads, inline fragments and the values written
+    in their arguments and directives; `cost` is the number of values the answer could
+    hold, each list as long as its bound (`list_lengths`).
     """
 
-    fields: int = 0
+    selections: int = 0
     aliases: int = 0
     height: int = 0
     cost: int = 0
 
     def add(self, other: Figures) -> None:
-        self.fields += other.fields
+        self.selections += other.selections
         self.aliases += other.aliases
         self.height = max(self.height, other.height)
         self.cost += other.cost
@@ -76,11 +114,26 @@ class Exceeded(Exception):
     """A limit of the budget is exceeded; the message says which, for the client."""
 
 
-def list_lengths(schema: GraphQLSchema, default: int) -> dict[tuple[str, str], int]:
-    """How long each introspection list of this schema can be; other lists get `default`."""
+def list_lengths(
+    schema: GraphQLSchema, bounds: Mapping[tuple[str, str], Bound]
+) -> dict[tuple[str, str], Bound]:
+    """How long each list field of this schema can be: introspection's from the schema
+    itself, the service's own from `bounds`, which must name every one of them."""
     types = list(schema.type_map.values())
     composite = [t for t in types if is_object_type(t) or is_interface_type(t)]
     fields = [f for t in composite for f in t.fields.values()]
+    unbounded = sorted(
+        f"{t.name}.{name}"
+        for t in composite
+        if not t.name.startswith("__")
+        for name, definition in t.fields.items()
+        if _is_list(definition.type) and (t.name, name) not in bounds
+    )
+    if unbounded:
+        raise ValueError(
+            f"List fields without a length bound: {', '.join(unbounded)}; "
+            "add each to the list bounds in schema/documents.py"
+        )
 
     def longest(sizes: Iterable[int]) -> int:
         return max([1, *sizes])
@@ -98,8 +151,14 @@ def list_lengths(schema: GraphQLSchema, default: int) -> dict[tuple[str, str], i
         ("__Field", "args"): longest(len(f.args) for f in fields),
         ("__Directive", "args"): longest(len(d.args) for d in schema.directives),
         ("__Directive", "locations"): longest(len(d.locations) for d in schema.directives),
-        ("", ""): default,
+        **bounds,
     }
+
+
+def _is_list(output: GraphQLOutputType) -> bool:
+    while isinstance(output, GraphQLNonNull):
+        output = output.of_type
+    return is_list_type(output)
 
 
 @dataclass
@@ -107,7 +166,7 @@ class _Walk:
     schema: GraphQLSchema
     fragments: dict[str, FragmentDefinitionNode]
     budget: Budget
-    lengths: Mapping[tuple[str, str], int]
+    lengths: Mapping[tuple[str, str], Bound]
     memo: dict[str, Figures] = field(default_factory=dict)
     active: set[str] = field(default_factory=set)
 
@@ -124,19 +183,20 @@ class _Walk:
             raise self.too_deep()
         for selection in node.selections:
             total.add(self.selection(selection, parent, depth))
-        self.check(total)
+            self.check(total)
         return total
 
     def selection(
         self, node: SelectionNode, parent: GraphQLNamedType | None, depth: int
     ) -> Figures:
+        written = self.values(_argument_values(node))
         if isinstance(node, FieldNode):
             output = self.output_type(parent, node.name.value)
             named = get_named_type(output) if output is not None else None
             inner = self.selection_set(node.selection_set, named, depth + 1)
-            factor = self.factor(parent, node.name.value, output)
+            factor = self.factor(parent, node, output)
             return Figures(
-                fields=1 + inner.fields,
+                selections=1 + written + inner.selections,
                 aliases=inner.aliases + (node.alias is not None),
                 height=1 + inner.height,
                 cost=factor * max(1, inner.cost),
@@ -145,27 +205,57 @@ class _Walk:
             condition = node.type_condition
             typed = self.schema.get_type(condition.name.value) if condition else parent
             inner = self.selection_set(node.selection_set, typed, depth + 1)
-            return Figures(inner.fields, inner.aliases, 1 + inner.height, inner.cost)
+            return Figures(
+                1 + written + inner.selections, inner.aliases, 1 + inner.height, inner.cost
+            )
         assert isinstance(node, FragmentSpreadNode)
-        return self.spread(node.name.value, depth)
+        known = self.spread(node.name.value, depth)
+        return Figures(1 + written + known.selections, known.aliases, 1 + known.height, known.cost)
 
     def spread(self, name: str, depth: int) -> Figures:
+        """A fragment's figures, measured at its first spread and reused at every other."""
+        if name in self.active:
+            # Validation refuses it too, but only after following the cycle everywhere.
+            raise Exceeded(f"The fragment {name} spreads itself")
         known = self.memo.get(name)
         if known is None:
             definition = self.fragments.get(name)
-            if definition is None or name in self.active:
-                # Unknown fragments and cycles are validation errors; they add nothing here.
+            if definition is None:
+                # An unknown fragment is a validation error; its spread alone counts.
                 return Figures()
             self.active.add(name)
             try:
                 typed = self.schema.get_type(definition.type_condition.name.value)
                 known = self.selection_set(definition.selection_set, typed, depth + 1)
+                known.selections += self.values(_directive_values(definition.directives))
             finally:
                 self.active.discard(name)
             self.memo[name] = known
         if depth + 1 + known.height > self.budget.depth + 1:
             raise self.too_deep()
-        return Figures(known.fields, known.aliases, 1 + known.height, known.cost)
+        return known
+
+    def values(self, values: Iterable[ValueNode]) -> int:
+        """How many values are written here, lists and objects opened; refuses an integer
+        too long to read."""
+        count = 0
+        pending = list(values)
+        while pending:
+            value = pending.pop()
+            count += 1
+            if isinstance(value, ListValueNode):
+                pending.extend(value.values)
+            elif isinstance(value, ObjectValueNode):
+                pending.extend(item.value for item in value.fields)
+            elif (
+                isinstance(value, IntValueNode)
+                and len(value.value.lstrip("-")) > self.budget.integer_digits
+            ):
+                raise Exceeded(
+                    f"The document holds an integer of more than "
+                    f"{self.budget.integer_digits} digits"
+                )
+        return count
 
     def output_type(self, parent: GraphQLNamedType | None, name: str) -> GraphQLOutputType | None:
         if name == "__schema":
@@ -181,10 +271,11 @@ class _Walk:
         return definition.type if definition is not None else None
 
     def factor(
-        self, parent: GraphQLNamedType | None, name: str, output: GraphQLOutputType | None
+        self, parent: GraphQLNamedType | None, node: FieldNode, output: GraphQLOutputType | None
     ) -> int:
         factor = 1
-        length = self.lengths.get((parent.name if parent else "", name), self.lengths[("", "")])
+        bound = self.lengths.get((parent.name if parent else "", node.name.value), 1)
+        length = bound.length(node) if isinstance(bound, ArgumentBound) else bound
         while isinstance(output, GraphQLNonNull | GraphQLList):
             if isinstance(output, GraphQLList):
                 factor *= length
@@ -192,10 +283,11 @@ class _Walk:
         return factor
 
     def check(self, figures: Figures) -> None:
-        if figures.fields > self.budget.fields:
+        if figures.selections > self.budget.selections:
             raise Exceeded(
-                f"The document selects more than {self.budget.fields} fields "
-                "(counting every fragment where it is spread)"
+                f"The document is too large: more than {self.budget.selections} fields, "
+                "fragment spreads and argument values (counting every fragment where it "
+                "is spread)"
             )
         if figures.cost > self.budget.cost:
             raise Exceeded(
@@ -203,11 +295,27 @@ class _Walk:
             )
 
 
+def _directive_values(directives: Iterable[DirectiveNode] | None) -> Iterator[ValueNode]:
+    for directive in directives or ():
+        yield from _values_of(directive.arguments)
+
+
+def _values_of(arguments: Iterable[ArgumentNode] | None) -> Iterator[ValueNode]:
+    for argument in arguments or ():
+        yield argument.value
+
+
+def _argument_values(node: SelectionNode) -> Iterator[ValueNode]:
+    if isinstance(node, FieldNode):
+        yield from _values_of(node.arguments)
+    yield from _directive_values(node.directives)
+
+
 def measure(
     document: DocumentNode,
     schema: GraphQLSchema,
     budget: Budget,
-    lengths: Mapping[tuple[str, str], int],
+    lengths: Mapping[tuple[str, str], Bound],
 ) -> Figures:
     """The document's figures; raises `Exceeded` as soon as one passes the budget."""
     fragments: dict[str, FragmentDefinitionNode] = {}
@@ -223,6 +331,7 @@ def measure(
     for operation in operations:
         root = schema.get_root_type(operation.operation)
         total.add(walk.selection_set(operation.selection_set, root, 1))
+        total.selections += walk.values(_operation_values(operation))
         walk.check(total)
     # Fragments that no operation spreads are measured too: validation reads them all.
     unreached = [name for name in fragments if name not in walk.memo]
@@ -234,35 +343,62 @@ def measure(
     # Only now, with the expanded size known to be small, are fields merged by name.
     roots = [operation.selection_set for operation in operations]
     roots += [fragments[name].selection_set for name in unreached]
-    pairs = sum(_pairs([root], fragments) for root in roots)
-    if pairs > budget.pairs:
+    pairs = Pairs()
+    for selection_set in roots:
+        pairs.count([selection_set], fragments)
+    if pairs.fields > budget.pairs:
         raise Exceeded(
             "The document repeats the same fields too often "
-            f"({pairs} pairs of them to compare; at most {budget.pairs})"
+            f"({pairs.fields} pairs of them to compare; at most {budget.pairs})"
+        )
+    if pairs.fragments > budget.fragment_pairs:
+        raise Exceeded(
+            "The document spreads too many distinct fragments into one selection "
+            f"({pairs.fragments} pairs of them to compare; at most {budget.fragment_pairs})"
         )
     return total
 
 
-def _pairs(sets: list[SelectionSetNode], fragments: dict[str, FragmentDefinitionNode]) -> int:
-    """How many pairs of same-named fields validation compares in these merged sets."""
-    by_name: dict[str, list[FieldNode]] = {}
-    for node in _fields(sets, fragments):
-        by_name.setdefault((node.alias or node.name).value, []).append(node)
-    total = 0
-    for nodes in by_name.values():
-        total += len(nodes) * (len(nodes) - 1) // 2
-        inner = [node.selection_set for node in nodes if node.selection_set is not None]
-        if inner:
-            total += _pairs(inner, fragments)
-    return total
+def _operation_values(operation: OperationDefinitionNode) -> Iterator[ValueNode]:
+    yield from _directive_values(operation.directives)
+    for variable in operation.variable_definitions or ():
+        if variable.default_value is not None:
+            yield variable.default_value
+        yield from _directive_values(variable.directives)
+
+
+@dataclass(slots=True)
+class Pairs:
+    """The pairs validation compares: of same-named fields (each comparison recursing into
+    their selections), and of the distinct fragments spread into one selection set."""
+
+    fields: int = 0
+    fragments: int = 0
+
+    def count(
+        self, sets: list[SelectionSetNode], fragments: dict[str, FragmentDefinitionNode]
+    ) -> None:
+        """Adds the pairs of these merged sets, and of the sets merged below them."""
+        by_name: dict[str, list[FieldNode]] = {}
+        spread: set[str] = set()
+        for node in _fields(sets, fragments, spread):
+            by_name.setdefault((node.alias or node.name).value, []).append(node)
+        self.fragments += len(spread) * (len(spread) - 1) // 2
+        for nodes in by_name.values():
+            self.fields += len(nodes) * (len(nodes) - 1) // 2
+            inner = [node.selection_set for node in nodes if node.selection_set is not None]
+            if inner:
+                self.count(inner, fragments)
 
 
 def _fields(
-    sets: Iterable[SelectionSetNode], fragments: dict[str, FragmentDefinitionNode]
+    sets: Iterable[SelectionSetNode],
+    fragments: dict[str, FragmentDefinitionNode],
+    spread: set[str],
 ) -> Iterator[FieldNode]:
-    """The fields of these selection sets, through fragments, as execution collects them."""
+    """The fields of these selection sets, through fragments, as execution collects them;
+    adds the name of every (known) fragment spread into them to `spread`."""
     stack = list(sets)
-    spread: set[str] = set()
     while stack:
         for selection in stack.pop().selections:
             if isinstance(selection, FieldNode):

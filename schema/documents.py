@@ -9,11 +9,13 @@ once at start-up instead (rest_compat/translator.py).
 The order is the cost order: the length of the text first (before anything is parsed or
 cached), then the parser's token limit, then a linear pre-pass over the parsed document
 (schema/cost.py) that refuses documents whose validation or execution would be expensive,
-and only then graphql-core's validation.
+and only then graphql-core's validation. Every limit on what a GraphQL request carries is
+here, those on its JSON too (schema/http.py reads them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Iterator
@@ -35,8 +37,10 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from core import events, totp
+from core.config import SESSIONS_PER_USER_MAX
 from schema.cache import BoundedCache
-from schema.cost import Budget, Exceeded, list_lengths, measure
+from schema.cost import ArgumentBound, Bound, Budget, Exceeded, list_lengths, measure
 
 if TYPE_CHECKING:
     from schema.api import Schema
@@ -63,16 +67,37 @@ CREDENTIAL_FIELDS = frozenset(
 )
 MAX_CREDENTIALS = 1
 # The cost pre-pass. The standard introspection query (every option of graphql-core's
-# get_introspection_query on) nests 19 levels, selects 232 fields and could answer about
-# 14,000 values by the pre-pass's count on this schema; the limits leave a little room
-# above it and none for much more, so no accepted document costs much more than it does.
+# get_introspection_query on) nests 19 levels, makes 248 selections (232 fields, 12
+# fragment spreads and 4 argument values, its fragments expanded where spread) and could
+# answer about 26,500 values by the pre-pass's count on this schema; the limits leave a
+# little room above it and none for much more, so no accepted document costs much more
+# than it does.
 MAX_DEPTH = 24
-MAX_FIELDS = 300
-# Pairs of same-named fields the overlapping-fields rule compares (it is quadratic in them).
+# Fields, fragment spreads, inline fragments and values written in arguments, with each
+# fragment counted wherever it is spread: validation visits each of them.
+MAX_SELECTIONS = 300
+# Pairs the overlapping-fields rule compares (it is quadratic in them): same-named fields,
+# each comparison recursing into their selections; and distinct fragments spread into one
+# selection set, a few microseconds each (45 fragments spread side by side make 990).
 MAX_PAIRS = 100
+MAX_FRAGMENT_PAIRS = 1000
 COST_HEADROOM = 1.2
-# Assumed length of a list of the service's own types (sessions, security events).
-DEFAULT_LIST_LENGTH = 50
+# How long each list of the service's own types can be (every one must be here; the
+# schema does not start otherwise): what the answer to a document could hold is
+# counted with these.
+LIST_BOUNDS: dict[tuple[str, str], Bound] = {
+    ("Query", "sessions"): SESSIONS_PER_USER_MAX,  # the setting at its highest
+    ("Query", "securityEvents"): ArgumentBound(
+        "limit", default=events.LIMIT_DEFAULT, maximum=events.LIMIT_MAX
+    ),
+    ("Mutation", "confirmTotp"): totp.RECOVERY_CODE_COUNT,
+}
+# Python converts no longer integer text by default: a longer one, in a document or in
+# JSON, is refused saying so (graphql-core's message would name the interpreter's setting).
+MAX_INTEGER_DIGITS = 4300
+# JSON a request carries (variables, extensions, an upload's operations and map) nests a
+# few levels; deeper is refused before anything recurses into it.
+MAX_JSON_DEPTH = 32
 # Validation stops collecting errors here: reporting more helps nobody and costs time.
 MAX_ERRORS = 20
 
@@ -137,31 +162,25 @@ class Documents:
         self.schema = schema
         self.hide_suggestions = not introspection
         self.rules = validation_rules(introspection=introspection)
-        self.lengths = list_lengths(schema, DEFAULT_LIST_LENGTH)
+        self.lengths = list_lengths(schema, LIST_BOUNDS)
         self.budget = self._budget()
         self.cache: BoundedCache[str, Prepared] = BoundedCache(CACHE_BYTES)
 
     def _budget(self) -> Budget:
         limits = Budget(
             depth=MAX_DEPTH,
-            fields=MAX_FIELDS,
+            selections=MAX_SELECTIONS,
             aliases=MAX_ALIASES,
             pairs=MAX_PAIRS,
+            fragment_pairs=MAX_FRAGMENT_PAIRS,
             cost=sys.maxsize,
             credentials=MAX_CREDENTIALS,
             credential_fields=CREDENTIAL_FIELDS,
+            integer_digits=MAX_INTEGER_DIGITS,
         )
         standard = parse(STANDARD_INTROSPECTION)
         cost = measure(standard, self.schema, limits, self.lengths).cost
-        return Budget(
-            depth=limits.depth,
-            fields=limits.fields,
-            aliases=limits.aliases,
-            pairs=limits.pairs,
-            cost=math.ceil(cost * COST_HEADROOM),
-            credentials=limits.credentials,
-            credential_fields=limits.credential_fields,
-        )
+        return dataclasses.replace(limits, cost=math.ceil(cost * COST_HEADROOM))
 
     def check_size(self, query: str) -> None:
         if len(query) > MAX_QUERY_CHARS:

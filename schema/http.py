@@ -9,25 +9,67 @@ from typing import Any, NoReturn
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
+from schema.documents import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 
 
+class UnreadableJSON(ValueError):
+    """What a client sent is not JSON this service reads; `reason` completes "The body …"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+NOT_JSON = "is not valid JSON"
+
+
 def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
+    raise UnreadableJSON(NOT_JSON)
+
+
+def _integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise UnreadableJSON(f"holds an integer of more than {MAX_INTEGER_DIGITS} digits")
+    return int(digits)
 
 
 def loads_json(data: str | bytes) -> Any:
-    """`json.loads` for what clients send, with every malformed input a ValueError (a 400).
+    """`json.loads` for what clients send, with every malformed input an `UnreadableJSON`.
 
-    Nesting too deep to decode would be a RecursionError, an integer of more than 4,300
-    digits a plain ValueError, and NaN or Infinity (which Python accepts and JSON does not)
-    would pass; all three are refused like any other malformed JSON.
+    NaN and Infinity (which Python accepts and JSON does not) are refused like any other
+    malformed JSON; an integer longer than Python converts, or nesting deeper than anything
+    this service reads, is refused saying so.
     """
     try:
-        return json.loads(data, parse_constant=_no_constant)
+        value = json.loads(data, parse_constant=_no_constant, parse_int=_integer)
     except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", "", 0) from None
+        raise UnreadableJSON(_too_deep()) from None
+    except UnreadableJSON:
+        raise
+    except ValueError:
+        raise UnreadableJSON(NOT_JSON) from None
+    if not _within_depth(value):
+        raise UnreadableJSON(_too_deep())
+    return value
+
+
+def _too_deep() -> str:
+    return f"is nested more than {MAX_JSON_DEPTH} levels deep"
+
+
+def _within_depth(value: Any) -> bool:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return True
 
 
 def media_type(headers: Headers) -> str:
@@ -65,6 +107,13 @@ def _quality(parameters: str) -> float:
                 return 0.0
             return quality if 0.0 <= quality <= 1.0 else 0.0
     return 1.0
+
+
+def code_for_status(status: int) -> str:
+    """The contract's `extensions.code` for a GraphQL request refused with this status."""
+    if status == 413:
+        return "PAYLOAD_TOO_LARGE"
+    return "INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_REQUEST"
 
 
 class RequestError(Exception):

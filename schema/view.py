@@ -21,6 +21,7 @@ from typing import Any
 
 from graphql import GraphQLError, OperationType
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.asgi import GraphQL
@@ -32,7 +33,7 @@ from schema.context import Context, apply_cookie
 from schema.documents import QueryTooLarge
 from schema.errors import public_error, service_extensions
 from schema.execution import run, select_operation
-from schema.http import GRAPHQL_RESPONSE, BodyTooLarge, RequestError, response_media_type
+from schema.http import GRAPHQL_RESPONSE, RequestError, code_for_status, response_media_type
 from schema.persisted import PersistedQueries, standalone_operations
 from schema.transport import GraphQLRequest, read_request
 
@@ -65,9 +66,12 @@ class GraphQLView(GraphQL[Context, None]):
                 response = await self._answer(request, graphql_request, context, media)
         except RequestError as exc:
             response = errors_response(exc.status, exc.message, exc.code, media, exc.headers)
-        except (QueryTooLarge, BodyTooLarge) as exc:
-            message = exc.detail if isinstance(exc, BodyTooLarge) else str(exc)
-            response = errors_response(413, message, "PAYLOAD_TOO_LARGE", media)
+        except QueryTooLarge as exc:
+            response = errors_response(413, str(exc), "PAYLOAD_TOO_LARGE", media)
+        except HTTPException as exc:
+            # A body too large or too slow, refused while it streamed in.
+            code = code_for_status(exc.status_code)
+            response = errors_response(exc.status_code, exc.detail, code, media, exc.headers)
         except Unavailable as exc:
             # The database failed before the operation ran (finding a persisted document).
             response = unavailable_response(exc, media)

@@ -41,6 +41,14 @@ def introspection_queries() -> dict[str, str]:
         queries[f"introspection:{name}"] = get_introspection_query(**options)
     for depth in range(1, 10):
         queries[f"introspection:type_depth={depth}"] = get_introspection_query(type_depth=depth)
+    # GraphiQL 4 (app/static) asks graphql-js 16 for these two options (its text is the same
+    # as graphql-core's), then may drop the subscription type and rename the operation.
+    graphiql = get_introspection_query(input_value_deprecation=True, schema_description=True)
+    queries["graphiql"] = graphiql
+    queries["graphiql:without subscriptions"] = graphiql.replace("subscriptionType { name }", "")
+    queries["graphiql:renamed"] = graphiql.replace(
+        "query IntrospectionQuery", "query GraphiQLIntrospection"
+    )
     return queries
 
 
@@ -48,7 +56,7 @@ def _repeat(text: str, times: int) -> str:
     return " ".join([text] * times)
 
 
-def _fan_out(levels: int) -> str:
+def fan_out(levels: int) -> str:
     """Fragments spreading two others each: the expanded document doubles per level."""
     fragments = " ".join(
         f"fragment F{i} on Profile {{ ...F{i + 1} ...G{i + 1} }} "
@@ -59,6 +67,18 @@ def _fan_out(levels: int) -> str:
         f"{{ me {{ ...F0 }} }} {fragments} "
         f"fragment F{levels} on Profile {{ username }} fragment G{levels} on Profile {{ email }}"
     )
+
+
+def _chain(levels: int, leaf: str, width: int = 2) -> str:
+    """Fragments each spreading the next `width` times, down to `leaf`; no field above it."""
+    fragments = " ".join(
+        f"fragment F{i} on Query {{ " + f"...F{i + 1} " * width + "}" for i in range(levels)
+    )
+    return f"{{ ...F0 }} {fragments} fragment F{levels} on Query {{ {leaf} }}"
+
+
+def _literal(values: int) -> str:
+    return "[" + " ".join(["1"] * values) + "]"
 
 
 def _nested_lists(inner_aliases: int) -> str:
@@ -84,8 +104,8 @@ def hostile_documents() -> dict[str, str]:
         + " ".join(f"...F{i}" for i in range(40))
         + " } "
         + " ".join(f"fragment F{i} on Query {{ me {{ username email }} }}" for i in range(40)),
-        "fragment fan-out x2^12": _fan_out(12),
-        "fragment fan-out x2^40": _fan_out(40),
+        "fragment fan-out x2^12": fan_out(12),
+        "fragment fan-out x2^40": fan_out(40),
         "selection nesting 60 deep": "{ __schema { types { "
         + "ofType { " * 60
         + "name"
@@ -99,6 +119,38 @@ def hostile_documents() -> dict[str, str]:
             for i in range(10)
         )
         + " } } }",
+        # Spreads cost validation as much as fields do, selecting something or not.
+        "spreads of a fragment that selects no known field x900": "{ "
+        + _repeat("...F", 900)
+        + " } fragment F on Query { ...Nope }",
+        "fragment spreading itself, spread x900": "{ "
+        + _repeat("...F", 900)
+        + " } fragment F on Query { ...F }",
+        "two fragments spreading each other": "{ me { ...A } } "
+        "fragment A on Profile { username ...B } fragment B on Profile { email ...A }",
+        "fragments spreading the next twice, 20 levels, no field": _chain(20, "...Nope"),
+        "fragments spreading the next twice, 20 levels, a cycle at the end": _chain(20, "...F0"),
+        "one fragment chain spread by 100 operations": " ".join(
+            f"query Q{i} {{ ...F0 }}" for i in range(100)
+        )
+        + _chain(20, "...Nope", width=1).removeprefix("{ ...F0 }"),
+        # Validation compares every pair of distinct fragments spread into one set.
+        "140 distinct fragments spread together": "{ "
+        + " ".join(f"...F{i}" for i in range(140))
+        + " } "
+        + " ".join(f"fragment F{i} on Query {{ ...Nope }}" for i in range(140)),
+        # Values written in arguments are validated one by one, wherever they are.
+        "list literal of 1,900 values": f"{{ securityEvents(limit: {_literal(1900)}) {{ kind }} }}",
+        "object literal of 600 fields": "{ __type(name: {"
+        + " ".join(f"a{i}: 1" for i in range(600))
+        + "}) { name } }",
+        "list literal in a directive": f"{{ me @include(if: {_literal(1900)}) {{ username }} }}",
+        "list literal as a variable's default": f"query($a: Int = {_literal(1900)}) "
+        "{ me { username } }",
+        "list literal compared in nine pairs": "{ ...F "
+        + _repeat('__type(name: "a") { name }', 9)
+        + f" }} fragment F on Query {{ __type(name: {_literal(1800)}) {{ name }} }}",
+        "integer of 5,000 digits": "{ securityEvents(limit: " + "1" * 5000 + ") { kind } }",
         "eleven aliases": "{ " + " ".join(f"a{i}: me {{ username }}" for i in range(11)) + " }",
         "ten aliased logins": "mutation { "
         + " ".join(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import sys
 import types
@@ -10,10 +11,13 @@ from typing import Any
 
 import graphql
 import pytest
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, build_schema, parse
 
+from core import events, totp
+from core.config import SESSIONS_PER_USER_MAX
 from schema import documents
 from schema.api import Schema
+from schema.cost import Figures, measure
 from schema.documents import (
     CACHE_BYTES,
     MAX_QUERY_CHARS,
@@ -21,7 +25,7 @@ from schema.documents import (
     QueryTooLarge,
     entry_bytes,
 )
-from tests.documents_corpus import hostile_documents, introspection_queries
+from tests.documents_corpus import fan_out, hostile_documents, introspection_queries
 from tests.types import MakeClient
 
 ALIASES = " ".join(f"a{i}: me {{ username }}" for i in range(11))
@@ -232,3 +236,98 @@ def test_parsed_documents_are_reused_from_the_cache() -> None:
     assert schema.documents.prepare("{ me { username } }") is first
     assert first.document is not None
     assert isinstance(parse("{ me { username } }"), DocumentNode)
+
+
+def _figures(document: str, *, unlimited: bool = False) -> Figures:
+    """The pre-pass's figures for `document` under the service's budget (or none at all)."""
+    prepared = Schema(introspection=True).documents
+    budget = prepared.budget
+    if unlimited:
+        huge = 2**64
+        budget = dataclasses.replace(
+            budget, selections=huge, depth=huge, cost=huge, pairs=huge, fragment_pairs=huge
+        )
+    return measure(parse(document), prepared.schema, budget, prepared.lengths)
+
+
+def test_fragment_fan_out_multiplies_without_being_expanded() -> None:
+    levels = 40
+    document = fan_out(levels)
+    # Each fragment spreads two of the next level: its selections are its two spreads and
+    # what each of them brings; the last level selects one field.
+    per_fragment = 1
+    for _ in range(levels):
+        per_fragment = 2 * (1 + per_fragment)
+    figures = _figures(document, unlimited=True)
+    # `me`, its spread of F0 and F0 expanded, and G0 (which nothing spreads, but validation
+    # reads): 2^42 and more, measured by walking each of the 82 fragments once.
+    assert figures.selections == 1 + 1 + 2 * per_fragment
+    assert figures.selections > 2**42
+
+
+@pytest.mark.parametrize(
+    ("selection", "length"),
+    [
+        ("securityEvents { kind }", events.LIMIT_DEFAULT),
+        ("securityEvents(limit: 7) { kind }", 7),
+        (f"securityEvents(limit: {events.LIMIT_MAX}) {{ kind }}", events.LIMIT_MAX),
+        ("securityEvents(limit: 100000) { kind }", events.LIMIT_MAX),
+        ("securityEvents(limit: $n) { kind }", events.LIMIT_MAX),
+        ("sessions { id }", SESSIONS_PER_USER_MAX),
+    ],
+)
+def test_lists_are_as_long_as_their_bound_says(selection: str, length: int) -> None:
+    assert _figures(f"query($n: Int!) {{ {selection} }}").cost == length
+    assert _figures(f"query($n: Int!) {{ {selection} }}".replace("kind", "kind at")).cost == (
+        2 * length if "kind" in selection else length
+    )
+
+
+def test_recovery_codes_are_a_list_of_their_count() -> None:
+    assert _figures('mutation { confirmTotp(code: "1") }').cost == totp.RECOVERY_CODE_COUNT
+
+
+def test_a_list_field_without_a_bound_stops_the_schema_from_starting() -> None:
+    schema = build_schema("type Query { me: Int items: [Int!] more: [[String]]! }")
+    with pytest.raises(ValueError, match=r"Query\.items, Query\.more"):
+        documents.Documents(schema, introspection=True)
+
+
+def test_every_spread_and_argument_value_counts_as_a_selection() -> None:
+    assert _figures("{ me { username } }").selections == 2
+    assert _figures("{ me { ...F ...F } } fragment F on Profile { username }").selections == 5
+    assert _figures("{ securityEvents(limit: 5) { kind } }").selections == 3
+    assert _figures("{ me @include(if: true) { username } }").selections == 3
+    assert _figures("query($a: Int = 1) { me { username } }").selections == 3
+    assert _figures('{ __type(name: "a") { ... on __Type { name } } }').selections == 4
+
+
+def test_integer_literal_too_long_to_read_is_refused_plainly() -> None:
+    prepared = Schema(introspection=True).documents
+    for literal in ("1" * 5000, "-" + "9" * 4301):
+        (error,) = prepared.prepare(f"{{ securityEvents(limit: {literal}) {{ kind }} }}").errors
+        assert error.message == "The document holds an integer of more than 4300 digits"
+        assert error.extensions == {"code": "GRAPHQL_VALIDATION_FAILED"}
+    (error,) = prepared.prepare("{ securityEvents(limit: " + "9" * 4300 + ") { kind } }").errors
+    assert "sys." not in error.message
+    assert "non 32-bit signed integer" in error.message
+
+
+def test_distinct_fragments_spread_together_pass_the_pre_pass_up_to_their_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    validated = _counting_validation(monkeypatch)
+
+    def side_by_side(count: int) -> str:
+        spreads = " ".join(f"...F{i}" for i in range(count))
+        fragments = " ".join(f"fragment F{i} on Query {{ ...Elsewhere }}" for i in range(count))
+        return f"{{ {spreads} }} {fragments}"
+
+    prepared = Schema(introspection=True).documents
+    # 45 side by side (990 pairs) reach validation, which finds the fragment they spread
+    # missing; 46 (1035 pairs) do not.
+    assert "Unknown fragment 'Elsewhere'" in prepared.prepare(side_by_side(45)).errors[0].message
+    assert len(validated) == 1
+    (error,) = prepared.prepare(side_by_side(46)).errors
+    assert "too many distinct fragments into one selection (1035 pairs" in error.message
+    assert len(validated) == 1

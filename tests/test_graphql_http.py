@@ -240,17 +240,47 @@ def test_query_text_over_64_kib_in_a_get_is_413(make_settings: MakeSettings) -> 
     assert body["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
-def test_huge_integers_and_non_json_numbers_in_variables_are_400(client: TestClient) -> None:
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("1" * 5000, "holds an integer of more than 4300 digits"),
+        ("-" + "9" * 4301, "holds an integer of more than 4300 digits"),
+        ("NaN", "is not valid JSON"),
+        ("Infinity", "is not valid JSON"),
+        ("-Infinity", "is not valid JSON"),
+    ],
+)
+def test_huge_integers_and_non_json_numbers_in_variables_are_400(
+    client: TestClient, value: str, reason: str
+) -> None:
     headers = {"content-type": "application/json"}
-    for value in ("1" * 5000, "NaN", "Infinity", "-Infinity"):
-        body = '{"query": "' + BOOLEAN_QUERY + '", "variables": {"b": ' + value + "}}"
-        response = client.post("/graphql", content=body, headers=headers)
+    body = '{"query": "' + BOOLEAN_QUERY + '", "variables": {"b": ' + value + "}}"
+    posted = client.post("/graphql", content=body, headers=headers)
+    params = {"query": BOOLEAN_QUERY, "variables": '{"b": ' + value + "}"}
+    got = client.get("/graphql", params=params)
+    for response, name in ((posted, "body"), (got, "variables")):
         assert response.status_code == 400, value
-        assert codes(response) == ["BAD_REQUEST"]
-        params = {"query": BOOLEAN_QUERY, "variables": '{"b": ' + value + "}"}
-        assert client.get("/graphql", params=params).status_code == 400, value
-        rest = client.post("/login", content='{"login": ' + value + "}", headers=headers)
-        assert rest.status_code == 400, value
+        assert response.json() == {
+            "errors": [{"message": f"The {name} {reason}", "extensions": {"code": "BAD_REQUEST"}}]
+        }
+    rest = client.post("/login", content='{"login": ' + value + "}", headers=headers)
+    assert rest.status_code == 400, value
+    assert rest.json() == {"message": f"The body {reason}"}
+
+
+def test_integer_literal_too_long_to_read_is_refused_plainly(client: TestClient) -> None:
+    query = "{ securityEvents(limit: " + "1" * 5000 + ") { kind } }"
+    for headers in (PREFERS_NEW, {}):
+        response = post(client, {"query": query}, **headers)
+        assert response.status_code == (400 if headers else 200)
+        assert response.json() == {
+            "errors": [
+                {
+                    "message": "The document holds an integer of more than 4300 digits",
+                    "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+                }
+            ]
+        }
 
 
 def test_a_just_too_large_integer_is_bad_user_input(client: TestClient) -> None:
@@ -323,15 +353,180 @@ def test_malformed_upload_map_is_400(client: TestClient, files_map: str) -> None
     assert codes(response) == ["BAD_REQUEST"]
 
 
+UPLOAD = {"query": "mutation($f: Upload!) { updateAvatar(file: $f) { avatar } }"}
+PREFLIGHT = {"apollo-require-preflight": "1"}
+
+
+def request_error(response: httpx.Response, status: int, media: str = "application/json") -> str:
+    """The message of a request refused with `status`, after checking GraphQL's error shape."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == media
+    body = response.json()
+    assert set(body) == {"errors"}
+    (error,) = body["errors"]
+    assert set(error) == {"message", "extensions"}
+    assert error["extensions"] == {"code": "PAYLOAD_TOO_LARGE" if status == 413 else "BAD_REQUEST"}
+    message: str = error["message"]
+    assert "Traceback" not in message
+    return message
+
+
+def upload(client: TestClient, operations: str, files_map: str) -> httpx.Response:
+    response: httpx.Response = client.post(
+        "/graphql",
+        data={"operations": operations, "map": files_map},
+        files={"0": ("a.png", b"x", "image/png")},
+        headers=PREFLIGHT,
+    )
+    return response
+
+
 def test_upload_with_two_files_is_400(client: TestClient) -> None:
-    operations = {"query": "mutation($f: Upload!) { updateAvatar(file: $f) { avatar } }"}
     response = client.post(
         "/graphql",
-        data={"operations": json.dumps(operations), "map": '{"0": ["variables.f"]}'},
+        data={"operations": json.dumps(UPLOAD), "map": '{"0": ["variables.f"]}'},
         files=[("0", ("a.png", b"x", "image/png")), ("1", ("b.png", b"y", "image/png"))],
-        headers={"apollo-require-preflight": "1"},
+        headers=PREFLIGHT,
     )
-    assert response.status_code == 400
+    assert "Too many files" in request_error(response, 400)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"anything", "multipart/form-data"),
+        (
+            b"".join(
+                b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % i
+                for i in range(20)
+            )
+            + b"--b--\r\n",
+            "multipart/form-data; boundary=b",
+        ),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="map"\r\n\r\n'
+            + b"x" * (1024 * 1024 + 1)
+            + b"\r\n--b--\r\n",
+            "multipart/form-data; boundary=b",
+        ),
+    ],
+    ids=["no boundary", "too many fields", "a field over 1 MiB"],
+)
+def test_multipart_body_that_cannot_be_read_is_400_in_graphql_shape(
+    client: TestClient, body: bytes, content_type: str
+) -> None:
+    headers = {"content-type": content_type, **PREFLIGHT}
+    response = client.post("/graphql", content=body, headers=headers)
+    assert "The multipart body could not be read" in request_error(response, 400)
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("operations", "files_map", "message"),
+    [
+        (
+            '{"query": "{ me { username } }", "variables": {"f": null, "deep": '
+            + nested(700)
+            + "}}",
+            '{"0": ["variables.f"]}',
+            "The operations is nested more than 32 levels deep",
+        ),
+        (json.dumps(UPLOAD), '{"0": ' + nested(40) + "}", "The map is nested more than 32"),
+        (json.dumps(UPLOAD), '{"0": ' + nested(5000) + "}", "The map is nested more than 32"),
+        (json.dumps(UPLOAD), '{"0": ' + nested(20) + "}", "map must be a JSON object"),
+        (
+            json.dumps(UPLOAD),
+            json.dumps({"0": ["variables." + ".".join(["a"] * 100_000)]}),
+            "A path in map is longer than 256 characters or 8 keys",
+        ),
+        (
+            json.dumps(UPLOAD),
+            json.dumps({"0": ["variables" + ".0" * 8]}),
+            "A path in map is longer than 256 characters or 8 keys",
+        ),
+        (
+            json.dumps(UPLOAD),
+            json.dumps({"0": ["variables.f"] * 9}),
+            "map may name at most 8 places for files",
+        ),
+        (
+            json.dumps({**UPLOAD, "variables": {"f": [None]}}),
+            json.dumps({"0": ["variables.f.-1"]}),
+            "not in operations",
+        ),
+    ],
+    ids=[
+        "operations 700 deep",
+        "map 40 deep",
+        "map 5000 deep",
+        "map 20 deep",
+        "path of 100,000 keys",
+        "path of 9 keys",
+        "nine paths",
+        "negative index",
+    ],
+)
+def test_upload_with_nested_or_long_map_or_operations_is_400_in_graphql_shape(
+    client: TestClient, operations: str, files_map: str, message: str
+) -> None:
+    assert message in request_error(upload(client, operations, files_map), 400)
+
+
+def test_upload_into_a_list_of_variables_still_works(client: TestClient) -> None:
+    operations = {**UPLOAD, "variables": {"f": None, "unused": [[None]]}}
+    response = upload(client, json.dumps(operations), '{"0": ["variables.unused.0.0"]}')
+    # The file went where map said; the document's own $f is still null.
+    assert codes(response) == ["BAD_USER_INPUT"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "headers"),
+    [
+        ({"data": {"query": "{ me { username } }"}}, {}),
+        ({"files": {"query": ("q", b"{ me { username } }", "text/plain")}}, PREFLIGHT),
+        ({"files": {"query": ("q", b"{ me { username } }", "text/plain")}}, {}),
+        ({"content": b'{"query": "{ me { username } }"}'}, {"content-type": "text/plain"}),
+        ({"content": b'{"query": "{ me { username } }"}'}, {}),
+        ({}, {}),
+    ],
+    ids=[
+        "urlencoded form",
+        "multipart form",
+        "multipart form without preflight",
+        "text",
+        "no content type",
+        "no body",
+    ],
+)
+def test_post_that_is_not_graphql_json_or_an_upload_is_415(
+    client: TestClient, kwargs: dict[str, Any], headers: dict[str, str]
+) -> None:
+    for accept, media in ((PREFERS_NEW, NEW), ({}, "application/json")):
+        response = client.post("/graphql", **kwargs, headers={**headers, **accept})
+        assert "Send application/json" in request_error(response, 415, media)
+
+
+def test_graphql_upload_without_preflight_header_is_still_400(client: TestClient) -> None:
+    response = client.post(
+        "/graphql",
+        data={"operations": json.dumps(UPLOAD), "map": '{"0": ["variables.f"]}'},
+        files={"0": ("a.png", b"x", "image/png")},
+    )
+    assert "Apollo-Require-Preflight" in request_error(response, 400)
+
+
+def test_upload_over_the_declared_limit_is_413_in_graphql_shape(make_client: MakeClient) -> None:
+    client = make_client(avatar_max_bytes=1024)
+    response = client.post(
+        "/graphql",
+        data={"operations": json.dumps(UPLOAD), "map": '{"0": ["variables.f"]}'},
+        files={"0": ("a.png", b"x" * 200_000, "image/png")},
+        headers=PREFLIGHT,
+    )
+    assert "larger than" in request_error(response, 413)
 
 
 def test_graphql_responses_carry_no_store_and_a_content_policy(client: TestClient) -> None:
