@@ -188,6 +188,34 @@ async def get_profile(rt: Runtime, principal: Principal) -> Profile:
     return Profile(**row)
 
 
+# The session and its user's profile in one statement: what GET /profile and `{ me }` need,
+# in one round trip instead of two (sessions.RESOLVE_SQL's columns and WHERE, and the
+# profile's columns as PROFILE_SQL names them).
+SESSION_PROFILE_SQL = (
+    "SELECT s.user_id, s.last_seen_at, u.login AS username, u.email, u.firstname,"
+    " u.lastname, a.key AS avatar_key"
+    " FROM sessions s JOIN users u ON u.id = s.user_id"
+    " LEFT JOIN avatars a ON a.user_id = u.id"
+    " WHERE s.token_hash = :token_hash AND s.expires_at > :now"
+)
+
+
+async def profile_of_session(rt: Runtime, token: str | None) -> tuple[Principal, Profile] | None:
+    """The session a cookie names and its user's profile, read together (None: no session)."""
+    found = await sessions.resolve_with(rt.db, token, SESSION_PROFILE_SQL)
+    if found is None:
+        return None
+    principal, row = found
+    profile = Profile(
+        username=row["username"],
+        email=row["email"],
+        firstname=row["firstname"],
+        lastname=row["lastname"],
+        avatar_key=row["avatar_key"],
+    )
+    return principal, profile
+
+
 async def update_profile(
     rt: Runtime,
     principal: Principal,

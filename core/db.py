@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -10,12 +11,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import ColumnElement, Connection, Insert, TextClause, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -44,6 +47,13 @@ class Database:
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite, "hide_parameters": True}
         self._sqlite_path: str | None = None
         self._reader: sqlite3.Connection | None = None
+        # PostgreSQL: the hot path's own asyncpg pool, opened by `open()` (the app's
+        # lifespan, so in each worker process on its own event loop) and closed by
+        # `dispose()`. Until it is open, `fetch_one` goes through the engine.
+        self._pool: asyncpg.Pool | None = None
+        self._pool_wanted = not self.is_sqlite
+        self._pool_size = settings.db_pool_size
+        self._pool_timeout = settings.db_pool_timeout_seconds
         if self.is_sqlite:
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -89,8 +99,12 @@ class Database:
         This is the hot path of every authenticated request. On SQLite it is the standard
         library's driver, synchronously on the event loop: an indexed lookup takes
         microseconds, where a hop to the async driver's thread and an ORM session cost ten
-        times that. Each call is its own transaction (autocommit), so it sees every write
-        committed before it, by any process. On PostgreSQL it is one pooled Core query.
+        times that. On PostgreSQL it is one `fetchrow` on a connection of the asyncpg pool
+        `open()` made: one round trip, a statement asyncpg prepared once per connection,
+        where the engine spends five (a ping at checkout, BEGIN, the query, ROLLBACK) and
+        SQLAlchemy's async adaptation around each. Either way each call is its own
+        transaction (autocommit), so it sees every write committed before it, by any
+        process: nothing read here is kept beyond the call.
         """
         if self._sqlite_path is not None:
             with _lock_errors():
@@ -98,6 +112,15 @@ class Database:
                     self._sqlite_reader().execute(sql, params).fetchone()
                 )
             return row
+        if self._pool is not None:
+            numbered, names = _numbered(sql)
+            try:
+                async with self._pool.acquire(timeout=self._pool_timeout) as conn:
+                    record = await conn.fetchrow(numbered, *[params[name] for name in names])
+            except TimeoutError as exc:
+                # What the engine's pool raises when no connection frees up in time.
+                raise PoolTimeout("No database connection became free in time") from exc
+            return cast(Mapping[str, Any] | None, record)
         async with self.engine.connect() as conn:
             first = (await conn.execute(_text(sql), params)).first()
         return None if first is None else cast(Mapping[str, Any], first._mapping)
@@ -105,9 +128,34 @@ class Database:
     def read_through_engine(self) -> None:
         """Send `fetch_one` through the engine, where instrumentation sees every statement.
 
-        For tracing (app/tracing.py): the SQLite shortcut above bypasses SQLAlchemy.
+        For tracing (app/tracing.py): the SQLite and asyncpg shortcuts above bypass SQLAlchemy.
         """
         self._sqlite_path = None
+        self._pool_wanted = False
+
+    async def open(self) -> None:
+        """Open what the hot path reads through; from the app's lifespan, once per process.
+
+        On PostgreSQL that is an asyncpg pool on the engine's URL, as large as the engine's
+        pool (before its overflow). It connects when first needed and keeps connections
+        without pinging them: a connection the server closed is seen as closed and replaced
+        at checkout. Its connections only ever run single reads outside any transaction,
+        so there is no session state to reset when one is given back (asyncpg's default
+        would spend a round trip on it).
+        """
+        if not self._pool_wanted or self._pool is not None:
+            return
+        url = self.engine.url
+        _, options = self.engine.dialect.create_connect_args(url)
+        for name in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+            options.pop(name, None)  # SQLAlchemy's own, not asyncpg's
+        self._pool = await asyncpg.create_pool(
+            min_size=0,
+            max_size=self._pool_size,
+            reset=_nothing_to_reset,
+            command_timeout=self._pool_timeout * 3,
+            **options,
+        )
 
     def upsert(
         self,
@@ -163,6 +211,9 @@ class Database:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
         await self.engine.dispose()
 
 
@@ -176,6 +227,27 @@ def _upgrade(connection: Connection) -> None:
 @lru_cache(maxsize=64)
 def _text(sql: str) -> TextClause:
     return text(sql)
+
+
+# A named parameter (`:name`, not a `::type` cast).
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@lru_cache(maxsize=64)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`:name` parameters as asyncpg's `$1, $2, …`, and the names in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _PARAMETER.sub(number, sql), tuple(names)
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    return None
 
 
 @contextmanager
