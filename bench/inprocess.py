@@ -169,7 +169,7 @@ async def measure(database_url: str, rounds: int, requests: int) -> dict[str, fl
 
         async def lookups() -> None:
             # The session and the profile, read together as `me` reads them.
-            assert await accounts.profile_of_session(runtime, token) is not None
+            assert await accounts.profile_of_session(runtime.db, token) is not None
 
         async def execution() -> None:
             context = Context.from_request(runtime, Request(scope))

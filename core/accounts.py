@@ -9,7 +9,7 @@ from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import devices, email_flows, events, metrics, rules, sessions, throttle, totp
-from core.db import now
+from core.db import Database, now
 from core.devices import NewDevice
 from core.errors import Conflict, Forbidden, NotAuthenticated, TotpRequired
 from core.events import Origin
@@ -200,9 +200,11 @@ SESSION_PROFILE_SQL = (
 )
 
 
-async def profile_of_session(rt: Runtime, token: str | None) -> tuple[Principal, Profile] | None:
+async def profile_of_session(
+    database: Database, token: str | None
+) -> tuple[Principal, Profile] | None:
     """The session a cookie names and its user's profile, read together (None: no session)."""
-    found = await sessions.resolve_with(rt.db, token, SESSION_PROFILE_SQL)
+    found = await sessions.resolve_with(database, token, SESSION_PROFILE_SQL)
     if found is None:
         return None
     principal, row = found

@@ -67,7 +67,7 @@ class Context:
         if self._resolved:
             principal = self._principal
             return None if principal is None else await get_profile(self.runtime, principal)
-        found = await profile_of_session(self.runtime, self.token)
+        found = await profile_of_session(self.runtime.db, self.token)
         self._resolved = True
         if found is None:
             self._principal = None

@@ -7,9 +7,10 @@ import hashlib
 import time
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from starlette.testclient import TestClient
 
+from core import accounts
 from core.config import Settings
 from core.db import Database
 from tests.faces import Face
@@ -222,3 +223,51 @@ def test_head_never_logs_out(client: TestClient) -> None:
     head = client.head("/profile")
     assert head.status_code == 200
     assert head.content == b""
+
+
+def test_session_and_profile_are_one_read_outside_the_engine(
+    client: TestClient, make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path of `GET /profile` and `{ me }`: one statement reads the session and the
+    profile, on SQLite through `sqlite3` and on PostgreSQL through the asyncpg pool the
+    lifespan opens, never through the engine (a checkout, its ping, BEGIN and ROLLBACK)."""
+    client.post("/signup", json=SIGNUP)
+    token = client.cookies["session_id"]
+    settings: Settings = make_settings()
+    reads: list[tuple[Database, str]] = []
+    fetch_one = Database.fetch_one
+
+    async def counting(database: Database, sql: str, **params: object) -> object:
+        reads.append((database, sql))
+        return await fetch_one(database, sql, **params)
+
+    monkeypatch.setattr(Database, "fetch_one", counting)
+
+    async def lookups() -> tuple[object, int, object, int]:
+        database = Database(settings)
+        await database.open()
+        through_engine: list[object] = []
+
+        def seen(*args: object) -> None:
+            through_engine.append(args[2])
+
+        event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            found = await accounts.profile_of_session(database, token)
+            assert found is not None
+            # Nothing is kept between lookups: the session ended elsewhere (another
+            # instance, here the app), the same lookup on the same pool finds nothing.
+            assert client.get("/logout").status_code == 200
+            after = await accounts.profile_of_session(database, token)
+            ours = sum(1 for reader, _ in reads if reader is database)
+            return found[1], len(through_engine), after, ours
+        finally:
+            await database.dispose()
+
+    profile, engine_statements, after, statements = asyncio.run(lookups())
+    assert profile == accounts.Profile(
+        username="alice", email="alice@example.com", firstname="", lastname="", avatar_key=None
+    )
+    assert after is None
+    assert statements == 2  # one statement per lookup
+    assert engine_statements == 0
