@@ -271,3 +271,38 @@ def test_session_and_profile_are_one_read_outside_the_engine(
     assert after is None
     assert statements == 2  # one statement per lookup
     assert engine_statements == 0
+
+
+def test_connections_the_database_server_ended_are_replaced_not_failed(
+    client: TestClient, make_settings: MakeSettings
+) -> None:
+    """No ping per checkout (neither the engine's pool nor the hot path's): a connection the
+    server ended is still never handed to a request, for reads and writes alike."""
+    settings: Settings = make_settings()
+    if settings.is_sqlite:
+        pytest.skip("PostgreSQL's connections")
+    client.post("/signup", json=SIGNUP)
+    # Both pools hold a connection now: the hot path's (the read) and the engine's (the write).
+    assert client.get("/profile").status_code == 200
+    assert client.put("/profile", json={"firstname": "Ada"}).status_code == 200
+
+    async def terminate() -> int:
+        database = Database(settings)
+        try:
+            async with database.engine.connect() as connection:
+                ended = await connection.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000))"
+                        " FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+                return int(ended.scalar_one())
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(terminate()) >= 2
+    time.sleep(0.5)  # the server's goodbye reaches the app's event loop (not a timing check)
+    assert client.get("/profile").json()["firstname"] == "Ada"
+    assert client.put("/profile", json={"firstname": "Grace"}).status_code == 200
+    assert client.get("/profile").json()["firstname"] == "Grace"
