@@ -117,11 +117,14 @@ class Database:
         if self._pool is not None:
             numbered, names = _numbered(sql)
             try:
-                async with self._pool.acquire(timeout=self._pool_timeout) as conn:
-                    record = await conn.fetchrow(numbered, *[params[name] for name in names])
+                conn = await self._pool.acquire(timeout=self._pool_timeout)
             except TimeoutError as exc:
                 # What the engine's pool raises when no connection frees up in time.
                 raise PoolTimeout("No database connection became free in time") from exc
+            try:
+                record = await conn.fetchrow(numbered, *[params[name] for name in names])
+            finally:
+                await self._pool.release(conn)
             return cast(Mapping[str, Any] | None, record)
         async with self.engine.connect() as conn:
             first = (await conn.execute(_text(sql), params)).first()
