@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -241,18 +242,18 @@ async def update_profile(
         values["firstname"] = rules.name(firstname, "firstname")
     if lastname is not None:
         values["lastname"] = rules.name(lastname, "lastname")
+    changed = update(User).where(col(User.id) == principal.user_id).values(**values)
     try:
+        if values and email is None:
+            # Names only: the row written and read back in one statement committed on its
+            # own, so the row's lock, for which every other write to this account waits,
+            # is held for that statement alone (Database.write_alone).
+            return _written(await rt.db.write_alone(changed.returning(*PROFILE_COLUMNS)))
         async with rt.db.write() as db:
             # Email: a new address is verified anew, the old one told (core/email_flows.py).
             old = (
                 None if email is None else await email_flows.current_address(db, principal.user_id)
             )
-            changed = update(User).where(col(User.id) == principal.user_id).values(**values)
-            if values and old is None:
-                # The row written and read back in one statement: one round trip fewer
-                # while the row is locked (every other write to this account waits for
-                # the commit; on PostgreSQL each round trip is another process's turn).
-                return _written(await db.exec(changed.returning(*PROFILE_COLUMNS)))
             if values:
                 await db.exec(changed)
             if old is not None:
@@ -444,11 +445,10 @@ PROFILE_COLUMNS = (
 )
 
 
-def _written(result: Any) -> Profile:
-    row = result.first()
-    if row is None:
+def _written(rows: list[Row[Any]]) -> Profile:
+    if not rows:
         raise NotAuthenticated("You must be logged in")
-    login, email, firstname, lastname, avatar_key = row
+    login, email, firstname, lastname, avatar_key = tuple(rows[0])
     return Profile(
         username=login, email=email, firstname=firstname, lastname=lastname, avatar_key=avatar_key
     )

@@ -14,7 +14,7 @@ from typing import Any, cast
 import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ColumnElement, Connection, Insert, TextClause, event, text
+from sqlalchemy import ColumnElement, Connection, Executable, Insert, Row, TextClause, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
@@ -70,6 +70,7 @@ class Database:
             _tune_sqlite(self.engine.sync_engine)
         else:
             _replace_closed_connections(self.engine.sync_engine)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -94,6 +95,21 @@ class Database:
             with _lock_errors():
                 async with session.begin():
                     yield session
+
+    async def write_alone(self, statement: Executable) -> list[Row[Any]]:
+        """One statement that writes, committed on its own; the rows it returns.
+
+        On PostgreSQL the statement is its own transaction (no BEGIN, no COMMIT sent): the
+        row locks it takes are held inside the server only, not across the round trips to
+        this process and its event loop's turns, so writers to one row queue for
+        microseconds instead of milliseconds. On SQLite it is a write transaction as
+        `write()` gives.
+        """
+        if self.is_sqlite:
+            async with self.write() as db:
+                return list((await db.exec(statement)).all())  # type: ignore[call-overload]
+        async with self._autocommit.connect() as conn:
+            return list((await conn.execute(statement)).all())
 
     async def fetch_one(self, sql: str, **params: Any) -> Mapping[str, Any] | None:
         """The first row of a short, indexed read, by the cheapest route the database has.
