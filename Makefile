@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # The GraphQL-over-HTTP audit (tests/test_audit.py): graphql-http, pinned by its lock file.
 AUDIT  := tests/audit
 
-.PHONY: run test test-postgres bench bench-layers lint typecheck pytest lock assets clean
+.PHONY: run test test-postgres bench bench-postgres bench-layers lint typecheck pytest lock assets clean
 
 run: $(VENV)/.runtime $(ASSETS)
 	@echo "Serving on http://$${HOST:-127.0.0.1}:$${PORT:-8000} (GraphiQL at /graphql, REST docs at /docs); Ctrl-C stops."
@@ -34,6 +34,12 @@ test-postgres: $(VENV)/.dev $(ASSETS) $(AUDIT)/node_modules/.installed
 bench: $(VENV)/.dev $(ASSETS)
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The same on PostgreSQL (127.0.0.1:5432, user postgres), against a PostgreSQL ceiling and
+# beside the service on SQLite; it creates and drops its own database.
+bench-postgres: $(VENV)/.dev $(ASSETS)
+	@command -v wrk >/dev/null || { echo "make bench-postgres needs wrk: sudo apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench.run --database postgresql $(BENCH_ARGS)
 
 # Where a request's time goes: the ASGI app called in-process, layer by layer (no wrk needed).
 bench-layers: $(VENV)/.dev $(ASSETS)

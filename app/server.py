@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await runtime.db.migrate()
+        await runtime.db.open()
         # Everything built so far (schema, routes, imported modules) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise pause every
         # request in flight for tens of milliseconds now and then.

@@ -1,7 +1,8 @@
 """Where a request's time goes: the service's ASGI application called in-process, layer by layer.
 
-`make bench-layers` builds the service as `make run` does, on a temporary SQLite database,
-signs one account up and times `GET /profile` through ever fewer layers, beside the ceiling
+`make bench-layers` builds the service as `make run` does, on a temporary SQLite database
+(`--database postgresql`: a database of its own on the local PostgreSQL server, dropped
+after), signs one account up and times `GET /profile` through ever fewer layers, beside the ceiling
 (bench/reference.py) called the same way. There is no HTTP here: the HTTP stack costs the
 service and the ceiling the same, and `make bench` shows it as the ceiling's server CPU per
 request minus its figure below.
@@ -18,7 +19,7 @@ import json
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.observe import Observe
 from app.server import HotPaths, create_app
 from app.web import RequestLimits, SecurityHeaders
+from bench import postgres
 from bench.reference import ceiling
-from core import accounts, sessions
+from core import accounts
 from core.config import Settings
 from core.runtime import Runtime
 from rest_compat.translator import load_operations
@@ -138,17 +140,22 @@ def layers(app: ASGIApp) -> tuple[Observe, RequestLimits, HotPaths]:
     return observe, limits, limits.app
 
 
-async def measure(directory: Path, rounds: int, requests: int) -> dict[str, float]:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{directory / 'layers.db'}")
+async def measure(database_url: str, rounds: int, requests: int) -> dict[str, float]:
+    secret = None if database_url.startswith("sqlite") else postgres.SECRET_KEY
+    settings = Settings(database_url=database_url, secret_key=secret)
     app = create_app(settings)
     observe, limits, hot_paths = layers(app)
-    async with running(app):
+    async with running(app), AsyncExitStack() as stack:
         account = {"login": "layers", "password": "steady load passphrase", "email": "l@x.org"}
         body = json.dumps(account).encode()
         json_headers = [(b"content-type", b"application/json")]
         signed_up = await call(app, "POST", "/signup", json_headers, body)
         assert signed_up["status"] == 200, signed_up
-        cookie = dict(signed_up["headers"])[b"set-cookie"].split(b";")[0]
+        cookie = next(
+            value.split(b";")[0]
+            for name, value in signed_up["headers"]
+            if name == b"set-cookie" and value.startswith(b"session_id=")
+        )
         headers = [(b"host", b"bench"), (b"cookie", cookie)]
         scope = http_scope("GET", "/profile", headers)
         token = cookie.split(b"=", 1)[1].decode()
@@ -157,11 +164,12 @@ async def measure(directory: Path, rounds: int, requests: int) -> dict[str, floa
         operation = load_operations(schema)["Profile"]
         endpoint = hot_paths.routes["/profile"].endpoint
         reference = ceiling(settings.database_url)
+        await stack.enter_async_context(running(reference))
+        await runtime.db.open()
 
         async def lookups() -> None:
-            principal = await sessions.resolve(runtime.db, token)
-            assert principal is not None
-            await accounts.get_profile(runtime, principal)
+            # The session and the profile, read together as `me` reads them.
+            assert await accounts.profile_of_session(runtime.db, token) is not None
 
         async def execution() -> None:
             context = Context.from_request(runtime, Request(scope))
@@ -183,7 +191,7 @@ async def measure(directory: Path, rounds: int, requests: int) -> dict[str, floa
             "  without RequestLimits too": lambda: call(hot_paths, "GET", "/profile", headers),
             "  the endpoint alone (response built, not sent)": lambda: endpoint(Request(scope)),
             "  executing the Profile operation": execution,
-            "  the two lookups inside it": lookups,
+            "  the session and profile lookup inside it": lookups,
             "GraphQL { me }, whole app": lambda: call(
                 app, "POST", "/graphql", [*headers, *json_headers], ME
             ),
@@ -201,10 +209,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--requests", type=int, default=1000, help="requests per round")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="accounts-layers-") as tmp:
-        figures = uvloop.run(measure(Path(tmp), args.rounds, args.requests))
-    print(f"\nµs per request, fastest of {args.rounds} interleaved rounds of {args.requests}\n")
+    with ExitStack() as stack:
+        if args.database == "postgresql":
+            url = stack.enter_context(postgres.database("accounts_layers"))
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="accounts-layers-"))
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'layers.db'}"
+        figures = uvloop.run(measure(url, args.rounds, args.requests))
+    print(
+        f"\n{args.database}: µs per request, "
+        f"fastest of {args.rounds} interleaved rounds of {args.requests}\n"
+    )
     width = max(map(len, figures))
     for name, micros in figures.items():
         print(f"{name:<{width}}  {micros:6.1f}")

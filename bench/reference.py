@@ -4,7 +4,9 @@ Both read the `session_id` cookie, find the session and its user, and answer wit
 same profile JSON as `GET /profile`; `PUT /profile` changes the first name the same way.
 
 - `ceiling`: the lookup with the standard library's `sqlite3`, synchronously on the event
-  loop: the most this machine's HTTP stack and SQLite allow.
+  loop: the most this machine's HTTP stack and SQLite allow. On a PostgreSQL URL it is
+  `postgres_ceiling`: an asyncpg pool and the same joined lookup with `fetchrow` (a
+  prepared statement, as asyncpg caches them), the most the HTTP stack and PostgreSQL allow.
 - `orm_baseline`: the lookup through an ORM session on the SQLAlchemy async engine the
   service builds (core.db.Database: same driver, same pragmas, same write transactions).
 
@@ -18,8 +20,11 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
 from sqlmodel import col, select, update
 from starlette.applications import Starlette
@@ -58,6 +63,8 @@ def _forbidden() -> Response:
 
 
 def ceiling(database_url: str = DATABASE_URL) -> Starlette:
+    if not database_url.startswith("sqlite"):
+        return postgres_ceiling(database_url)
     path = make_url(database_url).database or ""
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     connection.execute("PRAGMA synchronous=FULL")
@@ -89,6 +96,47 @@ def ceiling(database_url: str = DATABASE_URL) -> Starlette:
             Route("/profile", get_profile, methods=["GET"]),
             Route("/profile", put_profile, methods=["PUT"]),
         ]
+    )
+
+
+def postgres_ceiling(database_url: str = DATABASE_URL) -> Starlette:
+    url = make_url(database_url).set(drivername="postgresql")
+    dsn = url.render_as_string(hide_password=False)
+    sql = PROFILE_SQL.replace("?", "$1", 1).replace("?", "$2", 1)
+    pool: Any = None
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal pool
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
+        yield
+        await pool.close()
+
+    async def lookup(token_hash: str) -> Any:
+        return await pool.fetchrow(sql, token_hash, time.time())
+
+    async def get_profile(request: Request) -> Response:
+        row = await lookup(_token_hash(request))
+        if row is None:
+            return _forbidden()
+        return JSONResponse(_profile(*row[1:]))
+
+    async def put_profile(request: Request) -> Response:
+        body = json.loads(await request.body())
+        row = await lookup(_token_hash(request))
+        if row is None:
+            return _forbidden()
+        await pool.execute(
+            "UPDATE users SET firstname = $1 WHERE id = $2", body["firstname"], row[0]
+        )
+        return JSONResponse(_profile(*(await lookup(_token_hash(request)))[1:]))
+
+    return Starlette(
+        routes=[
+            Route("/profile", get_profile, methods=["GET"]),
+            Route("/profile", put_profile, methods=["PUT"]),
+        ],
+        lifespan=lifespan,
     )
 
 

@@ -4,6 +4,11 @@ Everything runs on loopback on this machine: the service started as `make run` s
 (`python -m app`, its own temporary SQLite database), the two reference servers from
 bench/reference.py on the same database, and `wrk` as the load. The machine is shared and
 noisy, so every speed figure is a ratio of two medians taken in alternating rounds.
+
+`--database postgresql` (`make bench-postgres`) runs the same on a PostgreSQL database of
+its own on the local server (created before, dropped after), against the PostgreSQL
+ceiling, with a second service on SQLite beside it: writes and logins on PostgreSQL are
+measured against that one's, alternating.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +142,12 @@ def bcrypt_seconds(rounds: int, samples: int = 5) -> float:
     return statistics.median(times)
 
 
+def requests(load: Load, seconds: float) -> float:
+    """How many requests a wrk run of `seconds` completed (never 0: the CPU per request of
+    a run that completed none, on a machine too busy, is then its whole CPU time)."""
+    return max(load.rps * seconds, 1.0)
+
+
 def median(loads: list[Load], field: str) -> float:
     values: list[float] = [getattr(load, field) for load in loads]
     return statistics.median(values)
@@ -150,12 +161,22 @@ def database_url(directory: Path) -> str:
 LOGGED = {"LOG_FORMAT": "json", "ACCESS_LOG": "true"}
 
 
+def database_env(url: str) -> dict[str, str]:
+    """The environment a server needs for the database at `url`."""
+    env = {"DATABASE_URL": url, "BENCH_DATABASE_URL": url}
+    if not url.startswith("sqlite"):
+        from bench import postgres
+
+        env["SECRET_KEY"] = postgres.SECRET_KEY  # required with PostgreSQL
+    return env
+
+
 @contextmanager
-def servers(directory: Path) -> Iterator[dict[str, Server]]:
+def servers(directory: Path, url: str) -> Iterator[dict[str, Server]]:
     """The service as `make run` starts it, the same with JSON access lines, and the two
-    reference servers, all on one database."""
-    url = database_url(directory)
-    env = {**os.environ, "DATABASE_URL": url, "BENCH_DATABASE_URL": url}
+    reference servers, all on the database at `url`; when that is PostgreSQL, also the
+    service on a SQLite database of its own (`service_sqlite`)."""
+    env = {**os.environ, **database_env(url)}
     # Messages as .eml files in the run's directory; every reset request of the bench
     # sends one (the hourly limit per account would otherwise make most of them void).
     env |= {"MAIL_DIR": str(directory / "mail"), "EMAILS_PER_ACCOUNT_PER_HOUR": "100000000"}
@@ -176,6 +197,12 @@ def servers(directory: Path) -> Iterator[dict[str, Server]]:
             port = free_port()
             service_env = env | {"HOST": "127.0.0.1", "PORT": str(port)} | extra
             started[name] = start(name, command, service_env, port, output)
+        if not url.startswith("sqlite"):
+            port = free_port()
+            sqlite_env = env | database_env(database_url(directory))
+            sqlite_env |= {"HOST": "127.0.0.1", "PORT": str(port)}
+            sqlite_env.pop("SECRET_KEY", None)
+            started["service_sqlite"] = start("service_sqlite", command, sqlite_env, port, log)
         for name in ("ceiling", "orm_baseline"):
             port = free_port()
             command = [sys.executable, "-m", "uvicorn", "--factory", f"bench.reference:{name}"]
@@ -206,6 +233,12 @@ class Run:
     rounds: int
     seconds: float
     connections: int
+    # PostgreSQL mode: the SQLite service's cookie (writes and logins are compared with it).
+    sqlite_cookie: str = ""
+
+    @property
+    def postgres(self) -> bool:
+        return "service_sqlite" in self.running
 
     def url(self, server: str, path: str) -> str:
         return self.running[server].url + path
@@ -237,16 +270,20 @@ def reads(run: Run) -> list[Row]:
             before = server.cpu_seconds()
             load = wrk(url, run.seconds, run.connections, run.cookie, script)
             loads[name].append(load)
-            cpu[name].append((server.cpu_seconds() - before) / (load.rps * run.seconds))
+            cpu[name].append((server.cpu_seconds() - before) / requests(load, run.seconds))
     rps = {name: median(runs, "rps") for name, runs in loads.items()}
     rows = []
+    # The PostgreSQL ceiling is a harder one (asyncpg does the I/O on the event loop, as
+    # the service does); its targets are the issue's.
+    goals = (0.40, 0.35) if run.postgres else (0.30, 0.25)
+    ceiling = "PostgreSQL ceiling" if run.postgres else "ceiling"
     for name, label, goal in (
-        ("rest", "REST GET /profile", 0.30),
-        ("graphql", "GraphQL { me }", 0.25),
+        ("rest", "REST GET /profile", goals[0]),
+        ("graphql", "GraphQL { me }", goals[1]),
     ):
         ratio = rps[name] / rps["ceiling"]
         figure = f"{ratio:.2f} ({rps[name]:,.0f} ÷ {rps['ceiling']:,.0f} req/s)"
-        rows.append(Row(f"{label} ÷ ceiling", figure, f"≥ {goal:.2f}", ratio >= goal))
+        rows.append(Row(f"{label} ÷ {ceiling}", figure, f"≥ {goal:.2f}", ratio >= goal))
     for name, label in (("rest", "REST"), ("graphql", "GraphQL")):
         ratio = rps[name] / rps["orm"]
         figure = f"{ratio:.1f} ({rps[name]:,.0f} ÷ {rps['orm']:,.0f} req/s)"
@@ -254,7 +291,8 @@ def reads(run: Run) -> list[Row]:
     # The server's own CPU time per request moves much less with the machine's noise than
     # requests per second do; it says where a change in the ratios comes from.
     micros = {name: statistics.median(values) * 1e6 for name, values in cpu.items()}
-    figure = ", ".join(f"{name} {micros[name]:.0f}" for name in ("ceiling", "rest", "graphql"))
+    names = ("ceiling", "orm", "rest", "graphql")
+    figure = ", ".join(f"{name} {micros[name]:.0f}" for name in names)
     rows.append(Row("  server CPU per request, µs (for reference)", figure))
     ratio = rps["rest_logged"] / rps["rest"]
     figure = f"{ratio:.2f} ({rps['rest_logged']:,.0f} ÷ {rps['rest']:,.0f} req/s)"
@@ -264,17 +302,42 @@ def reads(run: Run) -> list[Row]:
 
 
 def writes(run: Run) -> list[Row]:
-    """PUT /profile against the ORM baseline doing the same update, alternating."""
-    targets = {"orm": run.url("orm_baseline", "/profile"), "rest": run.url("service", "/profile")}
+    """PUT /profile against the ORM baseline doing the same update, alternating (and, on
+    PostgreSQL, against the service on SQLite doing the same)."""
+    targets = {
+        "orm": ("orm_baseline", run.cookie),
+        "rest": ("service", run.cookie),
+    }
+    if run.postgres:
+        targets["sqlite"] = ("service_sqlite", run.sqlite_cookie)
     loads: dict[str, list[Load]] = {name: [] for name in targets}
+    cpu: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(run.rounds):
-        for name, url in targets.items():
-            loads[name].append(
-                wrk(url, run.seconds, run.connections, run.cookie, run.scripts["put"])
+        for name, (server, cookie) in targets.items():
+            before = run.running[server].cpu_seconds()
+            load = wrk(
+                run.url(server, "/profile"),
+                run.seconds,
+                run.connections,
+                cookie,
+                run.scripts["put"],
             )
-    rest, orm = median(loads["rest"], "rps"), median(loads["orm"], "rps")
+            loads[name].append(load)
+            cpu[name].append(
+                (run.running[server].cpu_seconds() - before) / requests(load, run.seconds)
+            )
+    rps = {name: median(runs, "rps") for name, runs in loads.items()}
+    rest, orm = rps["rest"], rps["orm"]
     figure = f"{rest / orm:.2f} ({rest:,.0f} ÷ {orm:,.0f} req/s)"
-    return [Row("REST PUT /profile ÷ ORM baseline", figure, "≥ 0.80", rest / orm >= 0.8)]
+    rows = [Row("REST PUT /profile ÷ ORM baseline", figure, "≥ 0.80", rest / orm >= 0.8)]
+    if run.postgres:
+        ratio = rest / rps["sqlite"]
+        figure = f"{ratio:.2f} ({rest:,.0f} on PostgreSQL ÷ {rps['sqlite']:,.0f} on SQLite req/s)"
+        rows.append(Row("REST PUT /profile, PostgreSQL ÷ SQLite", figure, "≥ 0.80", ratio >= 0.8))
+    micros = {name: statistics.median(values) * 1e6 for name, values in cpu.items()}
+    figure = ", ".join(f"{name} {value:.0f}" for name, value in micros.items())
+    rows.append(Row("  server CPU per PUT, µs (for reference)", figure))
+    return rows
 
 
 def logins(run: Run) -> list[Row]:
@@ -283,9 +346,19 @@ def logins(run: Run) -> list[Row]:
     limit = (os.cpu_count() or 1) / hash_seconds
     login_url, profile_url = run.url("service", "/login"), run.url("service", "/profile")
     script = run.scripts["login"]
-    rate = median([wrk(login_url, run.seconds * 2, 4, "", script) for _ in range(2)], "rps")
+    servers = ["service", "service_sqlite"] if run.postgres else ["service"]
+    rates: dict[str, list[Load]] = {name: [] for name in servers}
+    for _ in range(2):
+        for name in servers:
+            rates[name].append(wrk(run.url(name, "/login"), run.seconds * 2, 4, "", script))
+    rate = median(rates["service"], "rps")
     figure = f"{rate / limit:.2f} ({rate:.1f} ÷ {limit:.1f}; one hash {hash_seconds * 1000:.0f} ms)"
     rows = [Row("logins/s ÷ (cores ÷ one hash)", figure, "≥ 0.80", rate / limit >= 0.8)]
+    if run.postgres:
+        on_sqlite = median(rates["service_sqlite"], "rps")
+        ratio = rate / on_sqlite if on_sqlite else float("nan")
+        figure = f"{ratio:.2f} ({rate:.1f} on PostgreSQL ÷ {on_sqlite:.1f} on SQLite)"
+        rows.append(Row("logins/s, PostgreSQL ÷ SQLite", figure, "≥ 0.80", ratio >= 0.8))
     at_rest: list[Load] = []
     in_storm: list[Load] = []
     for _ in range(run.rounds):
@@ -334,7 +407,7 @@ def emails(run: Run, directory: Path) -> list[Row]:
         before = service.cpu_seconds()
         load = wrk(signup_url, run.seconds * 2, 4, "", signup_script(directory, f"s{i}x"))
         rates.append(load.rps)
-        cpu.append((service.cpu_seconds() - before) / (load.rps * run.seconds * 2))
+        cpu.append((service.cpu_seconds() - before) / requests(load, run.seconds * 2))
     figure = (
         f"{statistics.median(rates):.1f} (server CPU {statistics.median(cpu) * 1e3:.0f} ms each)"
     )
@@ -351,7 +424,7 @@ def emails(run: Run, directory: Path) -> list[Row]:
             before = service.cpu_seconds()
             load = wrk(forgot_url, run.seconds, run.connections, "", script)
             loads[name].append(load)
-            cpu_each[name].append((service.cpu_seconds() - before) / (load.rps * run.seconds))
+            cpu_each[name].append((service.cpu_seconds() - before) / requests(load, run.seconds))
     rps = {name: median(runs, "rps") for name, runs in loads.items()}
     micros = {name: statistics.median(values) * 1e6 for name, values in cpu_each.items()}
     figure = (
@@ -383,12 +456,12 @@ def probe(url: str, known: str, unknown: str, samples: int = 150) -> tuple[float
     return statistics.median(times[known]), statistics.median(times[unknown])
 
 
-def startup(directory: Path) -> Row:
+def startup(directory: Path, url: str) -> Row:
     """Seconds from process start to the first 200 from /healthz, on the existing database."""
     times = []
     for _ in range(3):
         port = free_port()
-        env = {**os.environ, "DATABASE_URL": database_url(directory), "PORT": str(port)}
+        env = {**os.environ, **database_env(url), "PORT": str(port)}
         with (directory / "startup.log").open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=out, stderr=out
@@ -422,38 +495,65 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["emails"], help="run only these figures (signups, reset requests)"
     )
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="postgresql: a database of its own on the local server (make bench-postgres)",
+    )
     args = parser.parse_args()
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="accounts-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="accounts-bench-") as tmp, ExitStack() as stack:
         directory = Path(tmp)
-        with servers(directory) as running:
+        url = database_url(directory)
+        if args.database == "postgresql":
+            from bench import postgres
+
+            url = stack.enter_context(postgres.database())
+        with servers(directory, url) as running:
             service = running["service"]
             body = {"login": "bench", "password": PASSWORD, "email": "bench@example.com"}
-            cookie = httpx.post(f"{service.url}/signup", json=body).cookies["session_id"]
-            credentials = f'{{"login": "bench", "password": "{PASSWORD}"}}'
+            cookie = httpx.post(f"{service.url}/signup", json=body, timeout=60).cookies[
+                "session_id"
+            ]
+            sqlite_cookie = ""
+            if "service_sqlite" in running:
+                signup = f"{running['service_sqlite'].url}/signup"
+                sqlite_cookie = httpx.post(signup, json=body, timeout=60).cookies["session_id"]
+            # The login storm signs in as another account: each login starts a session, and
+            # past SESSIONS_PER_USER the bench's own session would be the one ended.
+            storm = {"login": "storm", "password": PASSWORD, "email": "storm@example.com"}
+            for server in ("service", "service_sqlite"):
+                if server in running:
+                    httpx.post(f"{running[server].url}/signup", json=storm, timeout=60)
+            credentials = f'{{"login": "storm", "password": "{PASSWORD}"}}'
             scripts = {
                 "graphql": lua(directory, "graphql", "POST", ME),
                 "put": lua(directory, "put", "PUT", '{"firstname": "Bench"}'),
                 "login": lua(directory, "login", "POST", credentials),
             }
-            run = Run(running, cookie, scripts, args.rounds, args.seconds, args.connections)
+            run = Run(
+                running, cookie, scripts, args.rounds, args.seconds, args.connections, sqlite_cookie
+            )
             if args.only != "emails":
                 rows += reads(run) + writes(run) + logins(run)
             rows += emails(run, directory)
             peak = service.peak_rss_mb()
             rows.append(Row("peak RSS of the service", f"{peak:.0f} MB", "< 150 MB", peak < 150))
         if args.only != "emails":
-            rows.append(startup(directory))
-    if args.only != "emails":
+            rows.append(startup(directory, url))
+    if args.only != "emails" and args.database == "sqlite":
         rows.append(common_password_check())
         # Last, on a service of its own: its attacks must not colour the figures above.
+        # (It runs on SQLite: what it measures is the HTTP and GraphQL layers' defences.)
         from bench import hostile
 
         with tempfile.TemporaryDirectory(prefix="accounts-hostile-") as tmp:
             rows += hostile.scenario(Path(tmp), args.seconds)
 
     print(
-        f"\n{args.rounds} rounds of {args.seconds:g} s each, wrk -t1 -c{args.connections}, "
+        f"\n{args.database}: {args.rounds} rounds of {args.seconds:g} s each, "
+        f"wrk -t1 -c{args.connections}, "
         f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}\n"
     )
     print_rows(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import sqlite3
 import time
@@ -12,12 +13,13 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ColumnElement, Connection, Insert, TextClause, event, text
+from sqlalchemy import ColumnElement, Connection, Executable, Insert, Row, TextClause, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
@@ -55,9 +57,16 @@ class Database:
         self._settings = settings
         # Statement parameters (token and password hashes, emails) stay out of error
         # messages, and so out of logs and traces.
-        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite, "hide_parameters": True}
+        options: dict[str, Any] = {"hide_parameters": True}
         self._sqlite_path: str | None = None
         self._reader: sqlite3.Connection | None = None
+        # PostgreSQL: the hot path's own asyncpg pool, opened by `open()` (the app's
+        # lifespan, so in each worker process on its own event loop) and closed by
+        # `dispose()`. Until it is open, `fetch_one` goes through the engine.
+        self._pool: asyncpg.Pool | None = None
+        self._pool_wanted = not self.is_sqlite
+        self._pool_size = settings.db_pool_size
+        self._pool_timeout = settings.db_pool_timeout_seconds
         if self.is_sqlite:
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +81,9 @@ class Database:
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _tune_sqlite(self.engine.sync_engine)
+        else:
+            _replace_closed_connections(self.engine.sync_engine)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -96,14 +108,33 @@ class Database:
             async with self._writer() as session, session.begin():
                 yield session
 
+    async def write_alone(self, statement: Executable) -> list[Row[Any]]:
+        """One statement that writes, committed on its own; the rows it returns.
+
+        On PostgreSQL the statement is its own transaction (no BEGIN, no COMMIT sent): the
+        row locks it takes are held inside the server only, not across the round trips to
+        this process and its event loop's turns, so writers to one row queue for
+        microseconds instead of milliseconds. On SQLite it is a write transaction as
+        `write()` gives.
+        """
+        if self.is_sqlite:
+            async with self.write() as db:
+                return list((await db.exec(statement)).all())  # type: ignore[call-overload]
+        async with self._autocommit.connect() as conn:
+            return list((await conn.execute(statement)).all())
+
     async def fetch_one(self, sql: str, **params: Any) -> Mapping[str, Any] | None:
         """The first row of a short, indexed read, by the cheapest route the database has.
 
         This is the hot path of every authenticated request. On SQLite it is the standard
         library's driver, synchronously on the event loop: an indexed lookup takes
         microseconds, where a hop to the async driver's thread and an ORM session cost ten
-        times that. Each call is its own transaction (autocommit), so it sees every write
-        committed before it, by any process. On PostgreSQL it is one pooled Core query.
+        times that. On PostgreSQL it is one `fetchrow` on a connection of the asyncpg pool
+        `open()` made: one round trip, a statement asyncpg prepared once per connection,
+        where the engine spends five (a ping at checkout, BEGIN, the query, ROLLBACK) and
+        SQLAlchemy's async adaptation around each. Either way each call is its own
+        transaction (autocommit), so it sees every write committed before it, by any
+        process: nothing read here is kept beyond the call.
         """
         if self._sqlite_path is not None:
             with _database_errors():
@@ -111,6 +142,19 @@ class Database:
                     self._sqlite_reader().execute(sql, params).fetchone()
                 )
             return row
+        if self._pool is not None:
+            numbered, names = _numbered(sql)
+            with _database_errors():
+                try:
+                    conn = await self._pool.acquire(timeout=self._pool_timeout)
+                except TimeoutError as exc:
+                    # What the engine's pool raises when no connection frees up in time.
+                    raise PoolTimeout("No database connection became free in time") from exc
+                try:
+                    record = await conn.fetchrow(numbered, *[params[name] for name in names])
+                finally:
+                    await self._pool.release(conn)
+            return cast(Mapping[str, Any] | None, record)
         with _database_errors():
             async with self.engine.connect() as conn:
                 first = (await conn.execute(_text(sql), params)).first()
@@ -119,9 +163,34 @@ class Database:
     def read_through_engine(self) -> None:
         """Send `fetch_one` through the engine, where instrumentation sees every statement.
 
-        For tracing (app/tracing.py): the SQLite shortcut above bypasses SQLAlchemy.
+        For tracing (app/tracing.py): the SQLite and asyncpg shortcuts above bypass SQLAlchemy.
         """
         self._sqlite_path = None
+        self._pool_wanted = False
+
+    async def open(self) -> None:
+        """Open what the hot path reads through; from the app's lifespan, once per process.
+
+        On PostgreSQL that is an asyncpg pool on the engine's URL, as large as the engine's
+        pool (before its overflow). It connects when first needed and keeps connections
+        without pinging them: a connection the server closed is seen as closed and replaced
+        at checkout. Its connections only ever run single reads outside any transaction,
+        so there is no session state to reset when one is given back (asyncpg's default
+        would spend a round trip on it).
+        """
+        if not self._pool_wanted or self._pool is not None:
+            return
+        url = self.engine.url
+        _, options = self.engine.dialect.create_connect_args(url)
+        for name in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+            options.pop(name, None)  # SQLAlchemy's own, not asyncpg's
+        self._pool = await asyncpg.create_pool(
+            min_size=0,
+            max_size=self._pool_size,
+            reset=_nothing_to_reset,
+            command_timeout=self._pool_timeout * 3,
+            **options,
+        )
 
     def upsert(
         self,
@@ -194,6 +263,9 @@ class Database:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
         await self.engine.dispose()
 
 
@@ -217,6 +289,27 @@ def _upgrade(connection: Connection, settings: Settings) -> None:
 @lru_cache(maxsize=64)
 def _text(sql: str) -> TextClause:
     return text(sql)
+
+
+# A named parameter (`:name`, not a `::type` cast).
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@lru_cache(maxsize=64)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`:name` parameters as asyncpg's `$1, $2, …`, and the names in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _PARAMETER.sub(number, sql), tuple(names)
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    return None
 
 
 @contextmanager
@@ -256,6 +349,11 @@ def _is_unreachable(exc: Exception) -> bool:
     # TimeoutError: asyncpg's command timeout (three times DB_POOL_TIMEOUT_SECONDS) ran out.
     if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
         return True
+    # The hot path's pool raises asyncpg's own errors, unwrapped.
+    if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "").startswith(UNREACHABLE_SQLSTATES)
     if not isinstance(exc, DBAPIError) or isinstance(exc.orig, sqlite3.Error):
         return False
     state = getattr(exc.orig, "sqlstate", None) or ""
@@ -269,6 +367,22 @@ def _describe(exc: Exception) -> str:
     cause = cause.__cause__ or cause
     lines = str(cause).splitlines()
     return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
+def _replace_closed_connections(engine: Any) -> None:
+    """At checkout, a connection the server has closed is replaced by a new one.
+
+    Instead of `pool_pre_ping`, which spends three round trips on every checkout with
+    asyncpg (BEGIN, an empty statement, ROLLBACK) and so nearly doubled the round trips of
+    a write. A connection the server ended (a restart, an idle timeout, a terminated
+    backend) is already marked closed by asyncpg when its socket saw the end, without asking
+    the server; SQLAlchemy then retries the checkout with a fresh connection.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection._connection.is_closed():
+            raise DisconnectionError("the server closed this connection")
 
 
 def _tune_sqlite(engine: Any) -> None:

@@ -7,7 +7,9 @@ so its user can see where they are logged in and end any of those sessions.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -99,7 +101,8 @@ async def start(
 
 # The hot path of every authenticated request: one indexed lookup (see Database.fetch_one).
 # It reads only what every request needs; the columns shown in the list of sessions stay
-# out of it.
+# out of it. Another query may read more alongside (accounts.profile_of_session) as long
+# as it names the session's columns as `user_id` and `last_seen_at` and keeps this WHERE.
 RESOLVE_SQL = (
     "SELECT user_id, last_seen_at FROM sessions"
     " WHERE token_hash = :token_hash AND expires_at > :now"
@@ -108,11 +111,24 @@ RESOLVE_SQL = (
 
 async def resolve(database: Database, token: str | None) -> Principal | None:
     """The session a cookie names, if it exists and has not expired."""
+    found = await resolve_with(database, token, RESOLVE_SQL)
+    return None if found is None else found[0]
+
+
+async def resolve_with(
+    database: Database, token: str | None, sql: str
+) -> tuple[Principal, Mapping[str, Any]] | None:
+    """The session a cookie names, found by `sql` (RESOLVE_SQL or a query joining more to
+    it, taking `:token_hash` and `:now`), and the row read.
+
+    Every call asks the database: nothing about a session is kept between requests, so a
+    session ended by any instance is refused by every other at its next request.
+    """
     if not token:
         return None
     token_hash = token_digest(token)
     at = now()
-    row = await database.fetch_one(RESOLVE_SQL, token_hash=token_hash, now=at)
+    row = await database.fetch_one(sql, token_hash=token_hash, now=at)
     if row is None:
         return None
     if at - row["last_seen_at"] >= LAST_SEEN_RESOLUTION:
@@ -120,7 +136,7 @@ async def resolve(database: Database, token: str | None) -> Principal | None:
             await db.exec(
                 update(Session).where(col(Session.token_hash) == token_hash).values(last_seen_at=at)
             )
-    return Principal(user_id=row["user_id"], token_hash=token_hash)
+    return Principal(user_id=row["user_id"], token_hash=token_hash), row
 
 
 async def end(db: AsyncSession, principal: Principal) -> None:

@@ -37,10 +37,8 @@ def _profile(info: Info, profile: accounts.Profile) -> Profile:
 class Query:
     @strawberry.field(description="The logged-in user's profile; null when not logged in")
     async def me(self, info: Info) -> Profile | None:
-        principal = await info.context.principal()
-        if principal is None:
-            return None
-        return _profile(info, await accounts.get_profile(info.context.runtime, principal))
+        profile = await info.context.profile()
+        return None if profile is None else _profile(info, profile)
 
     @strawberry.field(description="Where the user is logged in: their live sessions, newest first")
     async def sessions(self, info: Info) -> list[Session]:

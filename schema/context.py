@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import sessions
-from core.accounts import SignedIn
+from core.accounts import Profile, SignedIn, get_profile, profile_of_session
 from core.config import IPNetwork, Settings
 from core.devices import NewDevice
 from core.errors import NotAuthenticated
@@ -57,6 +57,23 @@ class Context:
             self._principal = await sessions.resolve(self.runtime.db, self.token)
             self._resolved = True
         return self._principal
+
+    async def profile(self) -> Profile | None:
+        """The caller's profile, None when not logged in.
+
+        On a request whose session is not resolved yet, the session and the profile are
+        read in one statement (accounts.profile_of_session), and the session is resolved.
+        """
+        if self._resolved:
+            principal = self._principal
+            return None if principal is None else await get_profile(self.runtime, principal)
+        found = await profile_of_session(self.runtime.db, self.token)
+        self._resolved = True
+        if found is None:
+            self._principal = None
+            return None
+        self._principal, profile = found
+        return profile
 
     async def require_principal(self) -> Principal:
         principal = await self.principal()

@@ -287,3 +287,20 @@ def test_avatar_paths_that_name_no_image_are_404(client: TestClient, key: str) -
     response = client.get(f"/avatars/{key}")
     assert response.status_code == 404
     assert response.json() == {"message": "No such avatar"}
+
+
+def test_profile_update_answers_with_the_avatar_kept(face: Face) -> None:
+    """The update's answer is read back with the row it wrote (one statement): the avatar,
+    which lives in another table, is in it, and stays in it when there is none."""
+    signed_up(face)
+    assert face.update_profile(firstname="Ada").profile["avatar"] is None  # type: ignore[index]
+    url = face.upload_avatar(encode("PNG")).profile["avatar"]  # type: ignore[index]
+    updated = face.update_profile(lastname="Lovelace")
+    assert updated.status == 200
+    assert updated.profile == {
+        "username": "alice",
+        "email": "alice@example.com",
+        "firstname": "Ada",
+        "lastname": "Lovelace",
+        "avatar": url,
+    }

@@ -7,7 +7,7 @@ import hashlib
 import time
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import func, select
 from starlette.testclient import TestClient
 
@@ -314,3 +314,86 @@ def test_a_session_started_meanwhile_waits_for_the_cap(make_settings: MakeSettin
             await rt.db.dispose()
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_session_and_profile_are_one_read_outside_the_engine(
+    client: TestClient, make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path of `GET /profile` and `{ me }`: one statement reads the session and the
+    profile, on SQLite through `sqlite3` and on PostgreSQL through the asyncpg pool the
+    lifespan opens, never through the engine (a checkout, its ping, BEGIN and ROLLBACK)."""
+    client.post("/signup", json=SIGNUP)
+    token = client.cookies["session_id"]
+    settings: Settings = make_settings()
+    reads: list[tuple[Database, str]] = []
+    fetch_one = Database.fetch_one
+
+    async def counting(database: Database, sql: str, **params: object) -> object:
+        reads.append((database, sql))
+        return await fetch_one(database, sql, **params)
+
+    monkeypatch.setattr(Database, "fetch_one", counting)
+
+    async def lookups() -> tuple[object, int, object, int]:
+        database = Database(settings)
+        await database.open()
+        through_engine: list[object] = []
+
+        def seen(*args: object) -> None:
+            through_engine.append(args[2])
+
+        event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            found = await accounts.profile_of_session(database, token)
+            assert found is not None
+            # Nothing is kept between lookups: the session ended elsewhere (another
+            # instance, here the app), the same lookup on the same pool finds nothing.
+            assert client.get("/logout").status_code == 200
+            after = await accounts.profile_of_session(database, token)
+            ours = sum(1 for reader, _ in reads if reader is database)
+            return found[1], len(through_engine), after, ours
+        finally:
+            await database.dispose()
+
+    profile, engine_statements, after, statements = asyncio.run(lookups())
+    assert profile == accounts.Profile(
+        username="alice", email="alice@example.com", firstname="", lastname="", avatar_key=None
+    )
+    assert after is None
+    assert statements == 2  # one statement per lookup
+    assert engine_statements == 0
+
+
+def test_connections_the_database_server_ended_are_replaced_not_failed(
+    client: TestClient, make_settings: MakeSettings
+) -> None:
+    """No ping per checkout (neither the engine's pool nor the hot path's): a connection the
+    server ended is still never handed to a request, for reads and writes alike."""
+    settings: Settings = make_settings()
+    if settings.is_sqlite:
+        pytest.skip("PostgreSQL's connections")
+    client.post("/signup", json=SIGNUP)
+    # Both pools hold a connection now: the hot path's (the read) and the engine's (the write).
+    assert client.get("/profile").status_code == 200
+    assert client.put("/profile", json={"firstname": "Ada"}).status_code == 200
+
+    async def terminate() -> int:
+        database = Database(settings)
+        try:
+            async with database.engine.connect() as connection:
+                ended = await connection.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000))"
+                        " FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+                return int(ended.scalar_one())
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(terminate()) >= 2
+    time.sleep(0.5)  # the server's goodbye reaches the app's event loop (not a timing check)
+    assert client.get("/profile").json()["firstname"] == "Ada"
+    assert client.put("/profile", json={"firstname": "Grace"}).status_code == 200
+    assert client.get("/profile").json()["firstname"] == "Grace"
