@@ -98,7 +98,8 @@ def build(
 def _reads_back(message: EmailMessage, *, sender: str, recipient: str, name: str) -> bool:
     utf8 = not (sender + recipient).isascii()
     raw = message.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
-    back = email.message_from_bytes(raw, policy=email.policy.default)
+    # Read as text: the bytes parser would turn an address's UTF-8 into surrogates.
+    back = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
     try:
         (to,) = back["To"].addresses
         (sent_by,) = back["From"].addresses
