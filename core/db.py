@@ -120,8 +120,9 @@ class Database:
         if self.is_sqlite:
             async with self.write() as db:
                 return list((await db.exec(statement)).all())  # type: ignore[call-overload]
-        async with self._autocommit.connect() as conn:
-            return list((await conn.execute(statement)).all())
+        with _database_errors():
+            async with self._autocommit.connect() as conn:
+                return list((await conn.execute(statement)).all())
 
     async def fetch_one(self, sql: str, **params: Any) -> Mapping[str, Any] | None:
         """The first row of a short, indexed read, by the cheapest route the database has.

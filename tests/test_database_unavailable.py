@@ -78,53 +78,64 @@ def wait_for_blocked(database: str, count: int) -> None:
         time.sleep(0.05)
 
 
-class TableLock:
-    """An ACCESS EXCLUSIVE lock on the account tables, held from another connection."""
+class Lock:
+    """A lock held from another connection until `release()`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, statement: str) -> None:
         self.loop = asyncio.new_event_loop()
         self.connection = self.loop.run_until_complete(asyncpg.connect(url))
         self.loop.run_until_complete(self.connection.execute("BEGIN"))
-        self.loop.run_until_complete(
-            self.connection.execute("LOCK TABLE sessions, users IN ACCESS EXCLUSIVE MODE")
-        )
+        self.loop.run_until_complete(self.connection.execute(statement))
 
     def release(self) -> None:
-        self.loop.run_until_complete(self.connection.execute("ROLLBACK"))
-        self.loop.run_until_complete(self.connection.close())
-        self.loop.close()
+        if not self.loop.is_closed():
+            self.loop.run_until_complete(self.connection.execute("ROLLBACK"))
+            self.loop.run_until_complete(self.connection.close())
+            self.loop.close()
 
 
+# Blocks writes to the accounts but not reads of them; the other blocks both.
+ROWS = "SELECT 1 FROM users FOR UPDATE"
+TABLES = "LOCK TABLE sessions, users IN ACCESS EXCLUSIVE MODE"
+
+
+@pytest.mark.parametrize(
+    ("lock_statement", "method", "stuck_count"),
+    [(ROWS, "PUT", 2), (TABLES, "GET", 1)],
+    ids=["writes-engine-pool", "reads-hot-path-pool"],
+)
 def test_exhausted_pool_is_503_with_retry_after(
-    start_server: StartServer, database_url: str
+    start_server: StartServer, database_url: str, lock_statement: str, method: str, stuck_count: int
 ) -> None:
-    # A pool of one (plus one overflow): two requests stuck behind a lock hold both
-    # connections, so a third finds none free within the timeout. The stuck ones have
+    # Pools of one: the engine's (writes: one plus one overflow) and the hot path's asyncpg
+    # pool (reads). Requests stuck behind a lock hold every connection of one pool, so the
+    # next request needing it finds none free within the timeout. The stuck ones have
     # three times as long (asyncpg's command timeout) before they give up themselves.
     server = start_server(DB_POOL_SIZE="1", DB_POOL_TIMEOUT_SECONDS="3").wait_ready()
     cookie = signup(server)
     database = database_url.rsplit("/", 1)[1]
-    lock = TableLock(database_url.replace("+asyncpg", ""))
+    profile = f"{server.url}/profile"
+    body = {"firstname": "Ada"} if method == "PUT" else None
+    lock = Lock(database_url.replace("+asyncpg", ""), lock_statement)
+
+    def send() -> httpx.Response:
+        return httpx.request(method, profile, json=body, headers=cookie, timeout=60)
+
     try:
-        with ThreadPoolExecutor(2) as pool:
-            stuck = [
-                pool.submit(httpx.get, f"{server.url}/profile", headers=cookie, timeout=60)
-                for _ in range(2)
-            ]
-            wait_for_blocked(database, 2)
-            assert_rest_unavailable(
-                httpx.get(f"{server.url}/profile", headers=cookie, timeout=60), "1"
-            )
-            graphql = httpx.post(f"{server.url}/graphql", json=ME, headers=cookie, timeout=60)
-            assert_graphql_unavailable(graphql, 1)
+        with ThreadPoolExecutor(stuck_count) as pool:
+            stuck = [pool.submit(send) for _ in range(stuck_count)]
+            wait_for_blocked(database, stuck_count)
+            assert_rest_unavailable(send(), "1")
+            if method == "GET":
+                graphql = httpx.post(f"{server.url}/graphql", json=ME, headers=cookie, timeout=60)
+                assert_graphql_unavailable(graphql, 1)
             lock.release()
             # Answered once the lock is gone, or refused the same way if it took too long.
             assert {future.result().status_code for future in stuck} <= {200, 503}
     finally:
-        if not lock.loop.is_closed():
-            lock.release()
-    assert httpx.get(f"{server.url}/profile", headers=cookie).status_code == 200
-    assert server.log().count("database pool exhausted") >= 2
+        lock.release()
+    assert send().status_code == 200
+    assert server.log().count("database pool exhausted") >= (2 if method == "GET" else 1)
     assert_no_internal_errors(server)
 
 
