@@ -238,6 +238,38 @@ def test_parsed_documents_are_reused_from_the_cache() -> None:
     assert isinstance(parse("{ me { username } }"), DocumentNode)
 
 
+def test_the_cache_keeps_no_tokens_and_no_refused_syntax_trees() -> None:
+    # What the garbage collector walks on each full collection: a cache full of refused
+    # 2,000-token documents held 187,575 objects (a 134 ms collection here) before.
+    schema = Schema(introspection=True)
+    gc.collect()
+    before = len(gc.get_objects())
+    widest = "{ " + "me { username } " * 499 + "}"
+    for i in range(60):
+        refused = schema.documents.prepare(f"{widest} #{i}")
+        assert refused.document is None
+        (error,) = refused.validation_errors
+        assert error.nodes is None  # the error keeps no part of the document
+    gc.collect()
+    assert len(gc.get_objects()) - before < 2_000
+    accepted = schema.documents.prepare("query Me { me { username } }")
+    assert accepted.document is not None and accepted.document.loc is not None
+    assert accepted.document.loc.start_token is None
+    (operation,) = accepted.document.definitions
+    assert operation.loc is not None and operation.loc.start == 0
+
+
+def test_errors_of_a_cached_document_still_say_where_they_are(make_client: MakeClient) -> None:
+    client = make_client()
+    for _ in range(2):  # prepared, then answered from the cache
+        answer = client.post("/graphql", json={"query": "query S {\n  sessions { id }\n}"})
+        (error,) = answer.json()["errors"]
+        assert error["extensions"]["code"] == "UNAUTHENTICATED"
+        assert error["locations"] == [{"line": 2, "column": 3}]
+        refused = client.post("/graphql", json={"query": "{\n  nope\n}"}).json()
+        assert refused["errors"][0]["locations"] == [{"line": 2, "column": 3}]
+
+
 def _figures(document: str, *, unlimited: bool = False) -> Figures:
     """The pre-pass's figures for `document` under the service's budget (or none at all)."""
     prepared = Schema(introspection=True).documents
