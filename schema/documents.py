@@ -240,6 +240,8 @@ def lean(prepared: Prepared) -> Prepared:
     every other request. A refused document keeps only its errors (their locations, not the
     nodes they point at); an accepted one lets go of the parser's tokens.
     """
+    if prepared.document is not None and prepared.document.loc is not None:
+        cut_chain(prepared.document.loc.start_token)
     if prepared.errors:
         return Prepared(
             None,
@@ -249,6 +251,16 @@ def lean(prepared: Prepared) -> Prepared:
     if prepared.document is not None:
         drop_tokens(prepared.document)
     return prepared
+
+
+def cut_chain(token: Token | None) -> None:
+    """Unlink the parser's tokens from each other, so that once nothing else holds them
+    they are freed at once rather than left to the garbage collector as a cycle."""
+    while token is not None:
+        following = token.next
+        setattr(token, "prev", None)  # noqa: B010
+        setattr(token, "next", None)  # noqa: B010
+        token = following
 
 
 def detached(error: GraphQLError) -> GraphQLError:
