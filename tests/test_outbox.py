@@ -371,16 +371,7 @@ def test_sender_gives_up_after_a_day_and_logs_it(
         await database.migrate()
         box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
         old = now() - sender.MAX_AGE - 1
-        async with database.write() as db:
-            box.add(
-                db,
-                user_id=None,
-                kind=outbox.NOTICE,
-                recipient="a@example.com",
-                name="",
-                message=render("password_changed", login="a"),
-                at=old,
-            )
+        await _queue_notice(database, box, at=old)
         down = SmtpDelivery(f"smtp://127.0.0.1:{free_port()}")
         assert await sender.Sender(database, box, down).run_once() == 1
         counts = await outbox.counts(database)
@@ -412,16 +403,7 @@ def test_sender_survives_a_database_hiccup_and_stops_promptly(
         running.start()
         await asyncio.sleep(0.3)  # passes fail: the tables do not exist yet
         await database.migrate()
-        async with database.write() as db:
-            box.add(
-                db,
-                user_id=None,
-                kind=outbox.NOTICE,
-                recipient="a@example.com",
-                name="",
-                message=render("password_changed", login="a"),
-                at=now(),
-            )
+        await _queue_notice(database, box)
         for _ in range(int((sender.ERROR_PAUSE + 10) / 0.05)):  # the pause after an error
             if list((tmp_path / "out").glob("*.eml")):
                 break
@@ -519,16 +501,7 @@ def test_credentials_go_to_another_host_only_after_starttls(
         database = Database(settings)
         await database.migrate()
         box = outbox.Outbox(parse_sender(settings.mail_from), keys.load(settings))
-        async with database.write() as db:
-            box.add(
-                db,
-                user_id=None,
-                kind=outbox.NOTICE,
-                recipient="a@example.com",
-                name="",
-                message=render("password_changed", login="a"),
-                at=now(),
-            )
+        await _queue_notice(database, box)
         delivery = SmtpDelivery(f"smtp://{credentials}@{host}:{mailbox.port}")
         await sender.Sender(database, box, delivery).run_once()
         rows = await _rows(database, "SELECT state FROM outbox ORDER BY id")
@@ -608,3 +581,17 @@ def test_bodies_stored_in_the_clear_before_0006_are_sealed_by_it_and_still_sent(
     ((body,),) = asyncio.run(scenario())
     assert isinstance(body, str) and body.startswith("aesgcm$1$") and "token" not in body
     assert link in mailbox.next(to="a@example.com").text
+
+
+async def _queue_notice(database: Database, box: outbox.Outbox, at: float | None = None) -> None:
+    """One notice to a@example.com in the outbox, as a password change leaves it."""
+    async with database.write() as db:
+        box.add(
+            db,
+            user_id=None,
+            kind=outbox.NOTICE,
+            recipient="a@example.com",
+            name="",
+            message=render("password_changed", login="a"),
+            at=now() if at is None else at,
+        )
