@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
@@ -46,6 +47,10 @@ UNREACHABLE_SQLSTATES = ("08", "53", "57", "3D000")
 # Seconds a client is asked to wait: a pool frees up quickly, a restarting server less so.
 POOL_RETRY_AFTER = 1
 UNREACHABLE_RETRY_AFTER = 5
+
+
+# How long shutting down waits for the hot path's connections to come back.
+POOL_CLOSE_SECONDS = 5
 
 
 class Database:
@@ -266,7 +271,13 @@ class Database:
             self._reader = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await pool.close()
+            # close() waits for every connection to come back; one that never does (its
+            # request cut off mid-release) must not hold the process's shutdown forever.
+            try:
+                await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
+            except TimeoutError:
+                logger.warning("database pool: connections still in use at shutdown; closed")
+                pool.terminate()
         await self.engine.dispose()
 
 

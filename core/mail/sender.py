@@ -30,6 +30,8 @@ BATCH = 20
 # mid-send it is sent again after that. Longer than a batch may take (see PASS_BUDGET).
 LEASE_SECONDS = 120.0
 PASS_BUDGET = 60.0
+# How long stopping waits for a pass in progress to notice it was cancelled.
+STOP_SECONDS = 5.0
 # Growing delays between attempts; the first retry comes within 60 s, and a message is
 # given up on after MAX_AGE.
 RETRY_DELAYS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0)
@@ -71,8 +73,11 @@ class Sender:
         if self._task is None:
             return
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        # Not `await self._task`: a pass stuck where cancellation cannot reach it (a driver
+        # call that swallows it) must not hold the process's shutdown forever.
+        done, _ = await asyncio.wait({self._task}, timeout=STOP_SECONDS)
+        if not done:
+            logger.warning("mail sender: still busy %s s after being stopped; left", STOP_SECONDS)
         self._task = None
 
     async def run(self) -> None:
