@@ -21,6 +21,7 @@ from schema.context import client_address
 from tests.asgi import Call, statuses
 from tests.faces import Face
 from tests.images import encode
+from tests.mail import query
 from tests.types import MakeClient, MakeFace, MakeSettings
 
 PASSWORD = "correct horse battery"
@@ -280,14 +281,7 @@ def test_deleting_an_account_clears_every_count_kept_for_it(
 
 
 def _user_ids(settings: Settings) -> list[int]:
-    async def query() -> list[int]:
-        database = Database(settings)
-        async with database.engine.connect() as connection:
-            rows = (await connection.execute(text("SELECT id FROM users"))).all()
-        await database.dispose()
-        return [row[0] for row in rows]
-
-    return asyncio.run(query())
+    return [row[0] for row in query(settings, "SELECT id FROM users")]
 
 
 def test_ipv6_clients_are_counted_per_64_network(make_client: MakeClient) -> None:

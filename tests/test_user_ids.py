@@ -11,6 +11,7 @@ from sqlalchemy import Connection, text
 from core.config import Settings
 from core.db import MIGRATIONS, Database
 from tests.faces import Face
+from tests.mail import query
 from tests.servers import TEST_SECRET_KEY
 from tests.types import MakeSettings
 
@@ -18,14 +19,7 @@ PASSWORD = "correct horse battery"
 
 
 def _user_ids(settings: Settings) -> list[int]:
-    async def query() -> list[int]:
-        database = Database(settings)
-        async with database.engine.connect() as connection:
-            rows = (await connection.execute(text("SELECT id FROM users ORDER BY id"))).all()
-        await database.dispose()
-        return [row[0] for row in rows]
-
-    return asyncio.run(query())
+    return [row[0] for row in query(settings, "SELECT id FROM users ORDER BY id")]
 
 
 def test_a_deleted_accounts_id_goes_to_no_later_account(
