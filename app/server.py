@@ -94,6 +94,7 @@ def create_app(settings: Settings) -> ASGIApp:
         process_exited()
         gc.unfreeze()
         runtime.passwords.close()
+        runtime.images.close()
         await runtime.db.dispose()
         if tracing is not None:
             tracing.shutdown()

@@ -9,20 +9,25 @@ wait their turn; an image that alone exceeds the budget is refused.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import io
 import os
 import re
 import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import partial
+from typing import TypeVar
 
 import anyio
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin
 
 from core.errors import InvalidInput
+from core.workers import niced_threads
+
+T = TypeVar("T")
 
 FIELD = "avatar"
 SIZE = (512, 512)
@@ -128,11 +133,13 @@ class ImageWork:
     """Decoding and re-encoding in worker threads, within one memory budget.
 
     One per process (in the Runtime): the budget, Pillow's limits and the allocator's
-    settings are process-wide.
+    settings are process-wide. The threads are the service's own, below the event loop's
+    priority (core/workers.py): a decode takes a core's spare time, not the requests'.
     """
 
     def __init__(self, budget: int = MEMORY_BUDGET) -> None:
         self.budget = MemoryBudget(budget)
+        self._threads = niced_threads("image")
         Image.MAX_IMAGE_PIXELS = PILLOW_MAX_PIXELS
         PngImagePlugin.MAX_TEXT_MEMORY = PNG_TEXT_LIMIT
         # The limits are enforced here; Pillow's warning below its own limit is noise.
@@ -145,9 +152,19 @@ class ImageWork:
         """The upload re-encoded: upright, at most 512x512, no metadata; InvalidInput if
         it is not an image this service takes or its decode can never fit the budget."""
         async with self._reserved(opening_cost(data)):
-            memory = await anyio.to_thread.run_sync(partial(estimate, data))
+            memory = await self._in_thread(partial(estimate, data))
         async with self._reserved(memory):
-            return await anyio.to_thread.run_sync(partial(normalise, data))
+            return await self._in_thread(partial(normalise, data))
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _in_thread(self, work: Callable[[], T]) -> T:
+        # Shielded, as anyio's own threads are: a cancelled request still waits for its
+        # decode to end, so the memory it holds stays reserved until then.
+        with anyio.CancelScope(shield=True):
+            done = await asyncio.wrap_future(self._threads.submit(work))
+        return done
 
     def _reserved(self, memory: int) -> AbstractAsyncContextManager[None]:
         if memory > self.budget.total:

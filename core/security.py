@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import ipaddress
-import itertools
-import os
 import secrets
-import threading
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import bcrypt
 
 from core import metrics
 from core.errors import TooManyRequests
+from core.workers import FairThreads
 
 # bcrypt reads at most 72 bytes and refuses more, so every password is first reduced to
 # a fixed-size keyed digest. The key separates this use of SHA-256 from any other, so a
@@ -69,30 +62,14 @@ def _verify(password: str, stored: str) -> bool:
         return False
 
 
-# Hashing threads run this much nicer than the event loop: when both want the CPU, serving
-# requests comes first and logins take what is left, which is all of it when nothing else
-# runs. (Linux applies a thread's own niceness; elsewhere this is skipped.)
-HASHING_NICENESS = 10
-
-
-@dataclass(eq=False)
-class _Job:
-    work: Callable[[], object]
-    client: str
-    future: asyncio.Future[object]
-    order: int
-
-
 class PasswordHasher:
     """bcrypt on its own worker threads, one per core, shared fairly between clients.
 
-    bcrypt releases the GIL, so hashing on threads keeps the event loop free. Jobs wait in
-    a queue per client (its address's `network`),
-    and a thread that comes free takes the next job of the client it served least recently.
-    A burst from one client therefore queues behind itself: another client's job waits for
-    one thread to finish the hash it is on, however long the burst. A client may have
-    `per_client` jobs queued or running and gets quick 429s beyond that; `max_waiting`
-    bounds the jobs queued by all clients together.
+    bcrypt releases the GIL, so hashing on threads keeps the event loop free. The threads
+    are shared as `core.workers.FairThreads` shares them, per client address (`network`):
+    a burst from one client queues behind itself, and another client's hash starts at once
+    or when one hash ends. A client may have `per_client` jobs queued or running and gets
+    quick 429s beyond that; `max_waiting` bounds the jobs queued by all clients together.
     """
 
     def __init__(
@@ -104,28 +81,19 @@ class PasswordHasher:
         max_waiting: int = 1024,
     ) -> None:
         self.rounds = rounds
-        self._workers = workers or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(
-            max_workers=self._workers,
-            thread_name_prefix="password-hash",
-            initializer=_lower_priority,
+        self._threads = FairThreads(
+            "password-hash",
+            _busy,
+            workers=workers,
+            per_client=per_client,
+            max_waiting=max_waiting,
         )
-        self._per_client = per_client if per_client is not None else 32 * self._workers
-        self._max_waiting = max_waiting
-        self._waiting: dict[str, deque[_Job]] = {}
-        self._running: dict[str, int] = {}
-        # When each client with work queued or running last had a job started.
-        self._served: dict[str, int] = {}
-        self._dispatches = itertools.count()
-        self._busy = 0
-        self._queued = 0
-        self._order = itertools.count()
         self._dummy_hash: str | None = None
 
     @property
     def queue_depth(self) -> int:
         """Jobs waiting for a thread."""
-        return self._queued
+        return self._threads.queue_depth
 
     async def hash(self, password: str, *, client: str) -> str:
         return await self._run(partial(_hash, password, self.rounds), client)
@@ -150,88 +118,17 @@ class PasswordHasher:
             return True
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._threads.close()
 
     async def _run(self, work: Callable[[], T], address: str) -> T:
-        client = network(address)
-        queued = self._waiting.setdefault(client, deque())
-        must_wait = self._busy >= self._workers
-        if len(queued) + self._running.get(client, 0) >= self._per_client or (
-            must_wait and self._queued >= self._max_waiting
-        ):
-            if not queued:
-                del self._waiting[client]
-            metrics.throttled("password_hash_queue")
-            raise TooManyRequests(
-                "Too many password checks in progress", retry_after=1, limit="password_hash_queue"
-            )
-        job = _Job(work, client, asyncio.get_running_loop().create_future(), next(self._order))
-        queued.append(job)
-        self._queued += 1
-        self._dispatch()
-        try:
-            return cast(T, await job.future)
-        except asyncio.CancelledError:
-            self._withdraw(job)
-            raise
-
-    def _dispatch(self) -> None:
-        while self._busy < self._workers and self._waiting:
-            # The client served least recently goes next (one never served before all
-            # others, in the order they came): round robin, with a newcomer's job next.
-            client = min(
-                self._waiting, key=lambda c: (self._served.get(c, -1), self._waiting[c][0].order)
-            )
-            queued = self._waiting[client]
-            job = queued.popleft()
-            if not queued:
-                del self._waiting[client]
-            self._queued -= 1
-            self._busy += 1
-            self._running[client] = self._running.get(client, 0) + 1
-            self._served[client] = next(self._dispatches)
-            loop = job.future.get_loop()
-            running = self._pool.submit(job.work)
-            running.add_done_callback(partial(_call_soon, loop, self._finish, job))
-
-    def _finish(self, job: _Job, running: Future[object]) -> None:
-        self._busy -= 1
-        self._running[job.client] -= 1
-        if not self._running[job.client]:
-            del self._running[job.client]
-            if job.client not in self._waiting:
-                del self._served[job.client]
-        if job.future.done():  # its caller is gone
-            pass
-        elif running.cancelled():  # the hasher was closed before a thread took it
-            job.future.cancel()
-        elif (error := running.exception()) is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(running.result())
-        self._dispatch()
-
-    def _withdraw(self, job: _Job) -> None:
-        """Forget a job whose caller is gone, unless a thread already has it."""
-        queued = self._waiting.get(job.client)
-        if queued is not None and job in queued:
-            queued.remove(job)
-            self._queued -= 1
-            if not queued:
-                del self._waiting[job.client]
-                if job.client not in self._running:
-                    self._served.pop(job.client, None)
+        return await self._threads.run(work, network(address))
 
 
-def _call_soon(
-    loop: asyncio.AbstractEventLoop,
-    callback: Callable[[_Job, Future[object]], None],
-    job: _Job,
-    running: Future[object],
-) -> None:
-    # Runs on the hashing thread; the bookkeeping belongs to the event loop's thread.
-    with contextlib.suppress(RuntimeError):  # the loop closed while the hash ran
-        loop.call_soon_threadsafe(callback, job, running)
+def _busy() -> TooManyRequests:
+    metrics.throttled("password_hash_queue")
+    return TooManyRequests(
+        "Too many password checks in progress", retry_after=1, limit="password_hash_queue"
+    )
 
 
 def network(address: str) -> str:
@@ -245,11 +142,6 @@ def network(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
     return str(ip)
-
-
-def _lower_priority() -> None:
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
 
 
 def new_session_token() -> str:

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from core.errors import TooManyRequests
-from core.security import HASHING_NICENESS, PasswordHasher
+from core.security import PasswordHasher
+from core.workers import NICENESS
 from tests.types import MakeClient
 
 
@@ -58,7 +59,7 @@ def test_hashing_threads_yield_the_cpu_to_the_event_loop() -> None:
         return inside, os.getpriority(os.PRIO_PROCESS, 0)
 
     hashing, serving = asyncio.run(niceness())
-    assert hashing == min(serving + HASHING_NICENESS, 19)
+    assert hashing == min(serving + NICENESS, 19)
 
 
 def test_listed_origin_can_read_a_413(make_client: MakeClient) -> None:

@@ -1,0 +1,175 @@
+"""Worker threads for CPU-heavy work (password hashes, image decodes, new documents).
+
+Such work mostly releases the GIL, so on threads it leaves the event loop free; but it still
+wants whole cores. Threads for work that releases the GIL run nicer than the event loop:
+when both want the CPU, serving requests comes first and the heavy work takes what is left,
+which is all of it when nothing else runs. (Linux applies a thread's own niceness;
+elsewhere this is skipped.) `FairThreads` also shares its threads fairly between clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar, cast
+
+NICENESS = 10
+
+T = TypeVar("T")
+
+
+def lower_priority() -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+
+
+def niced_threads(name: str, workers: int | None = None) -> ThreadPoolExecutor:
+    """A pool of `workers` (one per core by default) threads running at NICENESS."""
+    return ThreadPoolExecutor(
+        max_workers=workers or os.cpu_count() or 1,
+        thread_name_prefix=name,
+        initializer=lower_priority,
+    )
+
+
+@dataclass(eq=False)
+class _Job:
+    work: Callable[[], object]
+    client: str
+    future: asyncio.Future[object]
+    order: int
+
+
+class FairThreads:
+    """Worker threads shared fairly between clients (an address's `core.security.network`).
+
+    Jobs wait in a queue per client, and a thread that comes free takes the next job of the
+    client it served least recently: a burst from one client queues behind itself, and
+    another client's job waits at most for one job to end, however long the burst. A client
+    may have `per_client` jobs queued or running, and all clients together `max_waiting`
+    queued; past either, `refuse()` is raised at once.
+    Everything but the work itself runs on the event loop's thread.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        refuse: Callable[[], Exception],
+        *,
+        workers: int | None = None,
+        per_client: int | None = None,
+        max_waiting: int = 1024,
+        nice: bool = True,
+    ) -> None:
+        self._workers = workers or os.cpu_count() or 1
+        self._pool = (
+            niced_threads(name, self._workers)
+            if nice
+            else ThreadPoolExecutor(self._workers, thread_name_prefix=name)
+        )
+        self._refuse = refuse
+        self._per_client = per_client if per_client is not None else 32 * self._workers
+        self._max_waiting = max_waiting
+        self._waiting: dict[str, deque[_Job]] = {}
+        self._running: dict[str, int] = {}
+        # When each client with work queued or running last had a job started.
+        self._served: dict[str, int] = {}
+        self._dispatches = itertools.count()
+        self._busy = 0
+        self._queued = 0
+        self._order = itertools.count()
+
+    @property
+    def queue_depth(self) -> int:
+        """Jobs waiting for a thread."""
+        return self._queued
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, work: Callable[[], T], client: str) -> T:
+        """`work()` on a thread, when `client`'s turn comes."""
+        queued = self._waiting.setdefault(client, deque())
+        running = self._running.get(client, 0)
+        must_wait = self._busy >= self._workers
+        if len(queued) + running >= self._per_client or (
+            must_wait and self._queued >= self._max_waiting
+        ):
+            if not queued:
+                del self._waiting[client]
+            raise self._refuse()
+        job = _Job(work, client, asyncio.get_running_loop().create_future(), next(self._order))
+        queued.append(job)
+        self._queued += 1
+        self._dispatch()
+        try:
+            return cast(T, await job.future)
+        except asyncio.CancelledError:
+            self._withdraw(job)
+            raise
+
+    def _dispatch(self) -> None:
+        while self._busy < self._workers and self._waiting:
+            # The client served least recently goes next (one never served before all
+            # others, in the order they came): round robin, with a newcomer's job next.
+            client = min(
+                self._waiting, key=lambda c: (self._served.get(c, -1), self._waiting[c][0].order)
+            )
+            queued = self._waiting[client]
+            job = queued.popleft()
+            if not queued:
+                del self._waiting[client]
+            self._queued -= 1
+            self._busy += 1
+            self._running[client] = self._running.get(client, 0) + 1
+            self._served[client] = next(self._dispatches)
+            loop = job.future.get_loop()
+            running = self._pool.submit(job.work)
+            running.add_done_callback(partial(_call_soon, loop, self._finish, job))
+
+    def _finish(self, job: _Job, running: Future[object]) -> None:
+        self._busy -= 1
+        self._running[job.client] -= 1
+        if not self._running[job.client]:
+            del self._running[job.client]
+            if job.client not in self._waiting:
+                del self._served[job.client]
+        if job.future.done():  # its caller is gone
+            pass
+        elif running.cancelled():  # closed before a thread took it
+            job.future.cancel()
+        elif (error := running.exception()) is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(running.result())
+        self._dispatch()
+
+    def _withdraw(self, job: _Job) -> None:
+        """Forget a job whose caller is gone, unless a thread already has it."""
+        queued = self._waiting.get(job.client)
+        if queued is not None and job in queued:
+            queued.remove(job)
+            self._queued -= 1
+            if not queued:
+                del self._waiting[job.client]
+                if job.client not in self._running:
+                    self._served.pop(job.client, None)
+
+
+def _call_soon(
+    loop: asyncio.AbstractEventLoop,
+    callback: Callable[[_Job, Future[object]], None],
+    job: _Job,
+    running: Future[object],
+) -> None:
+    # Runs on the worker thread; the bookkeeping belongs to the event loop's thread.
+    with contextlib.suppress(RuntimeError):  # the loop closed while the work ran
+        loop.call_soon_threadsafe(callback, job, running)
