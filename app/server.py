@@ -7,6 +7,7 @@ import contextlib
 import gc
 import inspect
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("accounts")
 
 AVATAR_CACHE = "public, max-age=31536000, immutable"
+# How long a thread running Python may keep the interpreter from the event loop (below).
+SWITCH_INTERVAL_SECONDS = 0.0002
 # Long enough for a full-size avatar over a slow link, short enough that a stalled client
 # or a stuck dependency does not hold a connection for ever.
 BODY_IDLE_TIMEOUT = 30.0
@@ -84,6 +87,10 @@ def create_app(settings: Settings) -> ASGIApp:
         # request in flight for tens of milliseconds now and then.
         gc.collect()
         gc.freeze()
+        # A thread running Python (the documents thread, schema/documents.py) keeps the
+        # interpreter until the event loop has waited this long for it, then must hand it
+        # over: a request in flight waits a fraction of a millisecond, not Python's 5 ms.
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         sampler = asyncio.create_task(sample_forever(runtime))
         sender.start()
         yield
@@ -95,6 +102,7 @@ def create_app(settings: Settings) -> ASGIApp:
         gc.unfreeze()
         runtime.passwords.close()
         runtime.images.close()
+        schema.documents.close()
         await runtime.db.dispose()
         if tracing is not None:
             tracing.shutdown()

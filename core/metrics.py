@@ -39,8 +39,9 @@ _OUTCOME_BY_CODE: dict[str, LoginOutcome] = {
 }
 
 LOGINS = Counter("accounts_logins", "Login attempts by outcome", ["outcome"])
-# `limit` names the setting whose limit was reached (login_failures_per_account, ...), or
-# password_hash_queue when the hashing queue was full.
+# `limit` names the setting whose limit was reached (login_failures_per_account, ...),
+# password_hash_queue when the hashing queue was full, or new_documents when a client had
+# as many new GraphQL documents waiting for the documents thread as it may.
 THROTTLED = Counter("accounts_throttled", "Requests refused by a limit (429)", ["limit"])
 HASH_QUEUE_DEPTH = Gauge(
     "accounts_password_hash_queue_depth",

@@ -15,11 +15,13 @@ here, those on its JSON too (schema/http.py reads them).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from graphql import (
@@ -38,8 +40,10 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from core import events, totp
+from core import events, metrics, totp
 from core.config import SESSIONS_PER_USER_MAX
+from core.security import network
+from core.workers import FairThreads
 from schema.cache import BoundedCache
 from schema.cost import ArgumentBound, Bound, Budget, Exceeded, list_lengths, measure
 
@@ -102,6 +106,12 @@ MAX_JSON_DEPTH = 32
 # Validation stops collecting errors here: reporting more helps nobody and costs time.
 MAX_ERRORS = 20
 
+# New documents (texts not in the cache) a client may have waiting for or on the documents
+# thread, and all clients together: past either, 429. Hundreds of milliseconds of work
+# queued, at most; a client sending the same text many times at once counts it once.
+NEW_DOCUMENTS_PER_CLIENT = 8
+NEW_DOCUMENTS_WAITING = 64
+
 # The caches hold at most this many bytes of query texts, syntax trees and errors.
 CACHE_BYTES = 32 * 1024 * 1024
 # What an entry holds, measured with a deep size count over hostile and ordinary documents
@@ -119,6 +129,16 @@ class QueryTooLarge(Exception):
 
     def __init__(self) -> None:
         super().__init__(f"The query text is longer than {MAX_QUERY_CHARS} characters")
+
+
+class TooManyNewDocuments(Exception):
+    """A client has as many new documents waiting for the documents thread as it may."""
+
+    retry_after = 1
+
+    def __init__(self) -> None:
+        metrics.throttled("new_documents")
+        super().__init__("Too many new documents in progress; send again in a second")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +177,17 @@ def coded(error: GraphQLError, code: str) -> GraphQLError:
 
 
 class Documents:
-    """Checks, parses and validates query texts, keeping a byte-bounded cache of outcomes."""
+    """Checks, parses and validates query texts, keeping a byte-bounded cache of outcomes.
+
+    `/graphql` prepares a text the cache does not hold on the documents thread (`prepare_new`):
+    parsing and validating are pure Python, up to about 10 ms for the largest document the
+    limits let through, and on the event loop they would hold up every request in flight.
+    One thread for all of them bounds the share of the interpreter new documents can take
+    however many clients send them (the process's switch interval, app/server.py, hands the
+    event loop the interpreter within a fraction of a millisecond whenever it wants it);
+    clients take turns on it (core/workers.py), and one that sends the same text many
+    times at once has it prepared once.
+    """
 
     def __init__(self, schema: GraphQLSchema, *, introspection: bool) -> None:
         self.schema = schema
@@ -166,6 +196,18 @@ class Documents:
         self.lengths = list_lengths(schema, LIST_BOUNDS)
         self.budget = self._budget()
         self.cache: BoundedCache[str, Prepared] = BoundedCache(CACHE_BYTES)
+        self._thread = FairThreads(
+            "graphql-documents",
+            TooManyNewDocuments,
+            workers=1,
+            per_client=NEW_DOCUMENTS_PER_CLIENT,
+            max_waiting=NEW_DOCUMENTS_WAITING,
+            nice=False,  # it holds the interpreter; the switch interval shares that
+        )
+        self._preparing: dict[str, asyncio.Future[Prepared]] = {}
+
+    def close(self) -> None:
+        self._thread.close()
 
     def _budget(self) -> Budget:
         limits = Budget(
@@ -188,15 +230,45 @@ class Documents:
             raise QueryTooLarge
 
     def prepare(self, query: str) -> Prepared:
-        """The outcome of parsing and validating `query`; raises `QueryTooLarge`."""
+        """The outcome of parsing and validating `query`, here and now; raises
+        `QueryTooLarge`."""
         self.check_size(query)
         prepared = self.cache.get(query)
         if prepared is None:
-            prepared = self._prepare(query)
-            size = entry_bytes(query, prepared)
-            prepared = lean(prepared)
+            prepared, size = self._lean(query)
             self.cache.put(query, prepared, size)
         return prepared
+
+    async def prepare_new(self, query: str, *, client: str) -> Prepared:
+        """As `prepare`, with a text not in the cache prepared on the documents thread, in
+        `client`'s turn; raises `QueryTooLarge` and `TooManyNewDocuments`."""
+        self.check_size(query)
+        prepared = self.cache.get(query)
+        if prepared is not None:
+            return prepared
+        preparing = self._preparing.get(query)
+        if preparing is None:
+            preparing = asyncio.ensure_future(self._on_thread(query, client))
+            self._preparing[query] = preparing
+            preparing.add_done_callback(partial(self._prepared, query))
+        # Shielded: a client that goes away does not take the answer from others waiting.
+        return await asyncio.shield(preparing)
+
+    async def _on_thread(self, query: str, client: str) -> Prepared:
+        prepared, size = await self._thread.run(partial(self._lean, query), network(client))
+        self.cache.put(query, prepared, size)
+        return prepared
+
+    def _prepared(self, query: str, done: asyncio.Future[Prepared]) -> None:
+        del self._preparing[query]
+        if not done.cancelled():
+            done.exception()  # retrieved, should every request waiting for it be gone
+
+    def _lean(self, query: str) -> tuple[Prepared, int]:
+        """`query` prepared, as the cache keeps it, and the bytes it counts for there."""
+        prepared = self._prepare(query)
+        size = entry_bytes(query, prepared)  # before `lean` lets the tokens go
+        return lean(prepared), size
 
     def _prepare(self, query: str) -> Prepared:
         try:

@@ -30,7 +30,7 @@ from core.errors import Unavailable
 from core.runtime import Runtime
 from schema.api import Schema
 from schema.context import Context, apply_cookie
-from schema.documents import QueryTooLarge
+from schema.documents import QueryTooLarge, TooManyNewDocuments
 from schema.errors import public_error, service_extensions
 from schema.execution import run, select_operation
 from schema.http import GRAPHQL_RESPONSE, RequestError, code_for_status, response_media_type
@@ -68,6 +68,9 @@ class GraphQLView(GraphQL[Context, None]):
             response = errors_response(exc.status, exc.message, exc.code, media, exc.headers)
         except QueryTooLarge as exc:
             response = errors_response(413, str(exc), "PAYLOAD_TOO_LARGE", media)
+        except TooManyNewDocuments as exc:
+            retry = {"retry-after": str(exc.retry_after)}
+            response = errors_response(429, str(exc), "TOO_MANY_REQUESTS", media, retry)
         except HTTPException as exc:
             # A body too large or too slow, refused while it streamed in.
             code = code_for_status(exc.status_code)
@@ -89,7 +92,7 @@ class GraphQLView(GraphQL[Context, None]):
             # Before anything hashes, parses or caches the text.
             documents.check_size(graphql_request.query)
         resolved = await self.persisted.resolve(graphql_request)
-        prepared = documents.prepare(resolved.text)
+        prepared = await documents.prepare_new(resolved.text, client=context.client)
         if prepared.document is None or prepared.errors:
             return _not_run(prepared.errors, media)
         operation = select_operation(prepared.document, graphql_request.operation_name)

@@ -22,7 +22,9 @@ class Call:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-async def _gather(settings: Settings, prepare: Sequence[Call], calls: Sequence[Call]) -> list[int]:
+async def _gather(
+    settings: Settings, prepare: Sequence[Call], calls: Sequence[Call]
+) -> list[httpx.Response]:
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=60) as client:
@@ -42,11 +44,18 @@ async def _gather(settings: Settings, prepare: Sequence[Call], calls: Sequence[C
                     for call in calls
                 )
             )
-    return [response.status_code for response in responses]
+    return responses
+
+
+def responses(
+    settings: Settings, calls: Sequence[Call], *, prepare: Sequence[Call] = ()
+) -> list[httpx.Response]:
+    """The answers to `calls`, in order, all sent at once (after `prepare`, one by one)."""
+    return asyncio.run(_gather(settings, prepare, calls))
 
 
 def statuses(
     settings: Settings, calls: Sequence[Call], *, prepare: Sequence[Call] = ()
 ) -> Counter[int]:
     """The statuses of `calls`, all sent at once (after `prepare`, sent one by one)."""
-    return Counter(asyncio.run(_gather(settings, prepare, calls)))
+    return Counter(response.status_code for response in responses(settings, calls, prepare=prepare))

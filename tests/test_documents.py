@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import gc
 import sys
+import threading
 import types
 from typing import Any
 
@@ -25,8 +26,10 @@ from schema.documents import (
     QueryTooLarge,
     entry_bytes,
 )
+from tests.asgi import Call
+from tests.asgi import responses as asyncio_responses
 from tests.documents_corpus import fan_out, hostile_documents, introspection_queries
-from tests.types import MakeClient
+from tests.types import MakeClient, MakeSettings
 
 ALIASES = " ".join(f"a{i}: me {{ username }}" for i in range(11))
 LOGIN = 'login(input: {login: "erin", password: "correct horse"}) { username }'
@@ -236,6 +239,60 @@ def test_parsed_documents_are_reused_from_the_cache() -> None:
     assert schema.documents.prepare("{ me { username } }") is first
     assert first.document is not None
     assert isinstance(parse("{ me { username } }"), DocumentNode)
+
+
+def _prepared_where(schema: Schema) -> list[str]:
+    """The names of the threads that prepare `schema`'s new documents, one per text."""
+    threads: list[str] = []
+    prepare = schema.documents._prepare
+
+    def recorded(query: str) -> Prepared:
+        threads.append(threading.current_thread().name)
+        return prepare(query)
+
+    schema.documents._prepare = recorded  # type: ignore[method-assign]
+    return threads
+
+
+def test_new_documents_are_prepared_off_the_event_loop_once_per_text() -> None:
+    schema = Schema(introspection=True)
+    threads = _prepared_where(schema)
+    widest = "{ " + "me { username } " * 499 + "}"
+
+    async def send() -> list[Prepared]:
+        try:
+            same = [schema.documents.prepare_new(widest, client="192.0.2.1") for _ in range(30)]
+            return await asyncio.gather(*same)
+        finally:
+            schema.documents.close()
+
+    answers = asyncio.run(send())
+    assert len(threads) == 1 and threads[0].startswith("graphql-documents")
+    assert all(answer is answers[0] for answer in answers)  # thirty requests, one parse
+    assert answers[0].validation_errors
+    assert schema.documents.prepare(widest) is answers[0]  # and then from the cache
+
+
+def test_a_client_flooding_new_documents_is_refused_and_others_are_not(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings(trusted_proxies="127.0.0.0/8")
+    widest = "{ " + "me { username } " * 499 + "}"
+
+    def sent_by(address: str, n: int) -> Call:
+        body = {"query": f"{widest} # {n}"}  # each one new
+        return Call("POST", "/graphql", body, {"x-forwarded-for": address})
+
+    flood = [sent_by("198.51.100.7", n) for n in range(60)]
+    answers = asyncio_responses(settings, [*flood, sent_by("203.0.113.9", 60)])
+    *flooded, other = answers
+    refused = [answer for answer in flooded if answer.status_code == 429]
+    assert len(refused) >= 60 - 2 * documents.NEW_DOCUMENTS_PER_CLIENT
+    assert refused[0].headers["retry-after"] == "1"
+    assert refused[0].json()["errors"][0]["extensions"]["code"] == "TOO_MANY_REQUESTS"
+    assert {answer.status_code for answer in flooded} == {200, 429}
+    assert other.status_code == 200  # its turn came before the flood's queue
+    assert other.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
 
 def test_the_cache_keeps_no_tokens_and_no_refused_syntax_trees() -> None:
