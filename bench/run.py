@@ -14,6 +14,7 @@ measured against that one's, alternating.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -58,10 +59,38 @@ class Server:
         match = re.search(r"VmHWM:\s+(\d+) kB", status)
         return int(match.group(1)) / 1024 if match else float("nan")
 
+    def family(self) -> list[int]:
+        """The server's process and every process descended from it (its image workers)."""
+        family, index = [self.process.pid], 0
+        while index < len(family):
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{family[index]}/task").iterdir():
+                    with contextlib.suppress(OSError):
+                        family += [int(pid) for pid in (task / "children").read_text().split()]
+            index += 1
+        return family
+
+    def rss_mb(self) -> float:
+        """What the server and its workers hold in memory together, now."""
+        total = 0
+        for pid in self.family():
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{pid}/status").read_text()
+                match = re.search(r"VmRSS:\s+(\d+) kB", status)
+                total += int(match.group(1)) if match else 0
+        return total / 1024
+
     def cpu_seconds(self) -> float:
-        """CPU time the server process has used so far (user and system)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time the server and its workers have used so far (user and system; for
+        workers that ended, what the server collected of theirs)."""
+        total = 0
+        for pid in self.family():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                # utime and stime, and for the server also cutime and cstime.
+                counted = fields[11:15] if pid == self.process.pid else fields[11:13]
+                total += sum(int(field) for field in counted)
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)

@@ -28,6 +28,11 @@ class InvalidInput(ServiceError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self._arguments = (field, message)
+
+    def __reduce__(self) -> tuple[type[InvalidInput], tuple[str, str]]:
+        # Rebuilt from its own arguments when it crosses processes (core/images.py).
+        return type(self), self._arguments
 
 
 class NotAuthenticated(ServiceError):

@@ -12,20 +12,23 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import io
+import multiprocessing
 import os
 import re
+import signal
 import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from functools import partial
 from typing import TypeVar
 
 import anyio
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin
 
 from core.errors import InvalidInput
-from core.workers import niced_threads
+from core.workers import lower_priority
 
 T = TypeVar("T")
 
@@ -130,46 +133,86 @@ class MemoryBudget:
 
 
 class ImageWork:
-    """Decoding and re-encoding in worker threads, within one memory budget.
+    """Decoding and re-encoding in worker processes, within one memory budget.
 
-    One per process (in the Runtime): the budget, Pillow's limits and the allocator's
-    settings are process-wide. The threads are the service's own, below the event loop's
-    priority (core/workers.py): a decode takes a core's spare time, not the requests'.
+    One per process (in the Runtime), holding the budget that all its decodes share. The
+    work is done in processes of its own (one per core, started at the first upload, below
+    the server's CPU priority): there a decoder holds its own interpreter lock, not the
+    event loop's (Pillow's WebP decoder copies a whole canvas, 55 MB for 13.7 megapixels,
+    while holding it: 21-27 ms in which no request could run), and a decoder that crashes
+    on a crafted file takes down a worker, which is replaced, not the server.
     """
 
     def __init__(self, budget: int = MEMORY_BUDGET) -> None:
         self.budget = MemoryBudget(budget)
-        self._threads = niced_threads("image")
-        Image.MAX_IMAGE_PIXELS = PILLOW_MAX_PIXELS
-        PngImagePlugin.MAX_TEXT_MEMORY = PNG_TEXT_LIMIT
-        # The limits are enforced here; Pillow's warning below its own limit is noise.
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-        # libjpeg reads JPEGMEM (in thousands of bytes) whenever it starts a decode.
-        os.environ["JPEGMEM"] = str(JPEG_MEMORY_CAP // 1000)
-        _keep_large_blocks_out_of_arenas()
+        self._workers: ProcessPoolExecutor | None = None
+        # For `normalise` and `estimate` called in this process, as tests do.
+        configure_pillow()
 
     async def normalise(self, data: bytes) -> tuple[str, bytes]:
         """The upload re-encoded: upright, at most 512x512, no metadata; InvalidInput if
         it is not an image this service takes or its decode can never fit the budget."""
         async with self._reserved(opening_cost(data)):
-            memory = await self._in_thread(partial(estimate, data))
+            memory = await self._in_worker(estimate, data)
         async with self._reserved(memory):
-            return await self._in_thread(partial(normalise, data))
+            return await self._in_worker(normalise, data)
 
     def close(self) -> None:
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._workers is not None:
+            self._workers.shutdown(wait=False, cancel_futures=True)
+            self._workers = None
 
-    async def _in_thread(self, work: Callable[[], T]) -> T:
-        # Shielded, as anyio's own threads are: a cancelled request still waits for its
-        # decode to end, so the memory it holds stays reserved until then.
+    def worker_pids(self) -> list[int]:
+        """The worker processes running now (for measuring their memory)."""
+        processes = getattr(self._workers, "_processes", None) or {}
+        return list(processes)
+
+    async def _in_worker(self, work: Callable[[bytes], T], data: bytes) -> T:
+        workers = self._workers
+        if workers is None:
+            workers = self._workers = ProcessPoolExecutor(
+                os.cpu_count() or 1, mp_context=_FORKSERVER, initializer=_worker_started
+            )
+        # Shielded: a cancelled request still waits for its decode to end, so the memory
+        # it holds stays reserved until then.
         with anyio.CancelScope(shield=True):
-            done = await asyncio.wrap_future(self._threads.submit(work))
+            try:
+                done = await asyncio.wrap_future(workers.submit(work, data))
+            except BrokenProcessPool:
+                # A worker died (a decoder crashed, or the system killed it): the pool is
+                # replaced at the next upload, and this one is refused like a broken file.
+                if self._workers is workers:
+                    self.close()
+                raise InvalidInput(FIELD, "the image could not be decoded") from None
         return done
 
     def _reserved(self, memory: int) -> AbstractAsyncContextManager[None]:
         if memory > self.budget.total:
             raise InvalidInput(FIELD, "the image needs too much memory to decode")
         return self.budget.reserve(memory)
+
+
+# Workers are forked from a small server process that has imported this module and nothing
+# of the service's state (forking the service itself would copy its threads' locks).
+_FORKSERVER = multiprocessing.get_context("forkserver")
+_FORKSERVER.set_forkserver_preload([__name__])
+
+
+def _worker_started() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers itself
+    lower_priority()
+    configure_pillow()
+
+
+def configure_pillow() -> None:
+    """This process's limits for Pillow, libjpeg and the allocator."""
+    Image.MAX_IMAGE_PIXELS = PILLOW_MAX_PIXELS
+    PngImagePlugin.MAX_TEXT_MEMORY = PNG_TEXT_LIMIT
+    # The limits are enforced here; Pillow's warning below its own limit is noise.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    # libjpeg reads JPEGMEM (in thousands of bytes) whenever it starts a decode.
+    os.environ["JPEGMEM"] = str(JPEG_MEMORY_CAP // 1000)
+    _keep_large_blocks_out_of_arenas()
 
 
 def _keep_large_blocks_out_of_arenas() -> None:

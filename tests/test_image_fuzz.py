@@ -125,8 +125,10 @@ def mutated_images(draw: st.DrawFn) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def work() -> ImageWork:
-    return ImageWork()
+def work() -> Iterator[ImageWork]:
+    work = ImageWork()
+    yield work
+    work.close()
 
 
 def _is_clean_avatar(content_type: str, encoded: bytes) -> bool:

@@ -3,6 +3,8 @@ for want of room; what can never fit is refused."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -112,14 +114,17 @@ def test_a_decode_beyond_the_budget_waits_rather_than_fails() -> None:
         async def upload() -> None:
             results.append(await work.normalise(data))
 
-        async with anyio.create_task_group() as tasks:
-            # Someone else's decode holds all but what this one needs to open the file.
-            tasks.start_soon(_holding, work.budget, needed, release)
-            await _until(lambda: work.budget.free == opening_cost(data))
-            tasks.start_soon(upload)
-            await _until(lambda: work.budget.waiting == 1)
-            assert results == []
-            release.set()
+        try:
+            async with anyio.create_task_group() as tasks:
+                # Someone else's decode holds all but what this one needs to open the file.
+                tasks.start_soon(_holding, work.budget, needed, release)
+                await _until(lambda: work.budget.free == opening_cost(data))
+                tasks.start_soon(upload)
+                await _until(lambda: work.budget.waiting == 1)
+                assert results == []
+                release.set()
+        finally:
+            work.close()
         assert results[0][0] == "image/png"
 
     _run(scenario)
@@ -130,7 +135,36 @@ def test_an_image_that_alone_exceeds_the_budget_is_refused() -> None:
     work = ImageWork(budget=estimate(data) - 1)
     with pytest.raises(InvalidInput, match="too much memory"):
         anyio.run(work.normalise, data)
+    work.close()
     assert work.budget.free == work.budget.total
+
+
+def test_a_worker_that_dies_mid_decode_costs_that_upload_a_400_not_the_service() -> None:
+    # As a decoder crashing on a crafted file, or the system's out-of-memory killer, would.
+    async def scenario() -> None:
+        work = ImageWork()
+        try:
+            assert (await work.normalise(encode("PNG")))[0] == "image/png"  # workers up
+            workers = work.worker_pids()
+            assert workers and os.getpid() not in workers
+
+            async def kill_during_the_decode() -> None:
+                await _until(lambda: work.budget.free < work.budget.total - 200 * 2**20)
+                for pid in workers:
+                    os.kill(pid, signal.SIGKILL)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(kill_during_the_decode)
+                with pytest.raises(InvalidInput, match="could not be decoded"):
+                    await work.normalise(webp_bomb((3700, 3700)))
+            assert work.budget.free == work.budget.total
+            # New workers take the next upload.
+            assert (await work.normalise(encode("WEBP")))[0] == "image/webp"
+            assert not set(work.worker_pids()) & set(workers)
+        finally:
+            work.close()
+
+    _run(scenario)
 
 
 def test_libjpeg_gives_up_past_its_memory_cap() -> None:
@@ -151,10 +185,13 @@ def test_a_jpeg_with_more_scans_than_the_limit_is_refused_before_decoding() -> N
     # file: thousands of them are seconds of CPU within the pixel and memory limits.
     work = ImageWork()
     at_the_limit = jpeg_scan_bomb(MAX_JPEG_SCANS)
-    assert anyio.run(work.normalise, at_the_limit)[0] == "image/jpeg"
-    for scans in (MAX_JPEG_SCANS + 1, 5000):
-        with pytest.raises(InvalidInput, match=f"more than {MAX_JPEG_SCANS} scans"):
-            anyio.run(work.normalise, jpeg_scan_bomb(scans))
+    try:
+        assert anyio.run(work.normalise, at_the_limit)[0] == "image/jpeg"
+        for scans in (MAX_JPEG_SCANS + 1, 5000):
+            with pytest.raises(InvalidInput, match=f"more than {MAX_JPEG_SCANS} scans"):
+                anyio.run(work.normalise, jpeg_scan_bomb(scans))
+    finally:
+        work.close()
     assert work.budget.free == work.budget.total
 
 
