@@ -136,8 +136,8 @@ class ImageWork:
     """Decoding and re-encoding in worker processes, within one memory budget.
 
     One per process (in the Runtime), holding the budget that all its decodes share. The
-    work is done in processes of its own (one per core, started at the first upload, below
-    the server's CPU priority): there a decoder holds its own interpreter lock, not the
+    work is done in processes of its own (WORKERS of them, started at the first upload,
+    below the server's CPU priority): there a decoder holds its own interpreter lock, not the
     event loop's (Pillow's WebP decoder copies a whole canvas, 55 MB for 13.7 megapixels,
     while holding it: 21-27 ms in which no request could run), and a decoder that crashes
     on a crafted file takes down a worker, which is replaced, not the server.
@@ -171,7 +171,7 @@ class ImageWork:
         workers = self._workers
         if workers is None:
             workers = self._workers = ProcessPoolExecutor(
-                os.cpu_count() or 1, mp_context=_FORKSERVER, initializer=_worker_started
+                WORKERS, mp_context=_FORKSERVER, initializer=_worker_started
             )
         # Shielded: a cancelled request still waits for its decode to end, so the memory
         # it holds stays reserved until then.
@@ -192,6 +192,9 @@ class ImageWork:
         return self.budget.reserve(memory)
 
 
+# Half the cores (at least one): decoding never takes every core from the event loop, and
+# each worker costs ~25 MB even when idle. Large decodes take turns anyway (the budget).
+WORKERS = max(1, (os.cpu_count() or 1) // 2)
 # Workers are forked from a small server process that has imported this module and nothing
 # of the service's state (forking the service itself would copy its threads' locks).
 _FORKSERVER = multiprocessing.get_context("forkserver")
