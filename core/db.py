@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_a
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import keys
+from core import keys, request_id
 from core.config import Settings
 from core.errors import TooManyRequests, Unavailable
+from core.workers import FairTurns
 
 logger = logging.getLogger("accounts.db")
 
@@ -92,6 +93,7 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
+        self._write_turns = FairTurns() if self.is_sqlite else None
         # SQLite: a writer takes the write lock when it begins (BEGIN IMMEDIATE), so two
         # writers queue on the busy timeout instead of failing on a lock upgrade.
         self._writer = async_sessionmaker(
@@ -108,10 +110,24 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A transaction that commits when the block ends, or rolls back on an error."""
-        with _database_errors():
-            async with self._writer() as session, session.begin():
-                yield session
+        """A transaction that commits when the block ends, or rolls back on an error.
+
+        SQLite has one writer at a time. This process's writers take turns by client
+        (`FairTurns`, by `request_id.client()`) before they take a connection, rather than
+        each holding a pooled connection while SQLite's busy handler sleeps: a flood of
+        writes from one client then neither delays another client's write by more than
+        one transaction nor leaves readers waiting for a connection. (Other processes on
+        the same file still meet this one at SQLite's lock.)
+        """
+        if self._write_turns is None:
+            with _database_errors():
+                async with self._writer() as session, session.begin():
+                    yield session
+            return
+        async with self._write_turns.turn(request_id.client()):
+            with _database_errors():
+                async with self._writer() as session, session.begin():
+                    yield session
 
     async def write_alone(self, statement: Executable) -> list[Row[Any]]:
         """One statement that writes, committed on its own; the rows it returns.

@@ -1,4 +1,5 @@
-"""The id of the request being served, carried in a context variable so every log line has it.
+"""The id of the request being served, carried in a context variable so every log line has it;
+and the client it comes from, so that work shared between clients can take turns by client.
 
 The HTTP layer (app/observe.py) sets it for each request; the logging set-up (app/logs.py)
 adds it to every record. Work done later on behalf of a request (the mail outbox, say) keeps
@@ -13,11 +14,19 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The client's address (`core.security.network`), set with the request's context
+# (schema/context.py); "" outside any request.
+CLIENT: ContextVar[str] = ContextVar("client", default="")
 
 
 def current() -> str | None:
     """The id of the request this code runs for, or None outside any request."""
     return REQUEST_ID.get()
+
+
+def client() -> str:
+    """The client this code runs for ("" outside any request)."""
+    return CLIENT.get()
 
 
 @contextmanager

@@ -1,10 +1,11 @@
-"""Worker threads for CPU-heavy work (password hashes, image decodes, new documents).
+"""Worker threads for CPU-heavy work (password hashes, new documents), and turns by client.
 
 Such work mostly releases the GIL, so on threads it leaves the event loop free; but it still
 wants whole cores. Threads for work that releases the GIL run nicer than the event loop:
 when both want the CPU, serving requests comes first and the heavy work takes what is left,
 which is all of it when nothing else runs. (Linux applies a thread's own niceness;
-elsewhere this is skipped.) `FairThreads` also shares its threads fairly between clients.
+elsewhere this is skipped.) `FairThreads` also shares its threads fairly between clients,
+and `FairTurns` shares one thing only one may hold at a time (SQLite's write lock) alike.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -173,3 +174,77 @@ def _call_soon(
     # Runs on the worker thread; the bookkeeping belongs to the event loop's thread.
     with contextlib.suppress(RuntimeError):  # the loop closed while the work ran
         loop.call_soon_threadsafe(callback, job, running)
+
+
+class FairTurns:
+    """One holder at a time; those waiting take turns by client, the client served least
+    recently first (a newcomer before everyone who has had a turn), so a burst from one
+    client queues behind itself: another client waits for one turn to end, however long
+    the burst. Not reentrant: a task that asks again while it holds a turn is refused (it
+    would wait for itself)."""
+
+    def __init__(self) -> None:
+        self._holder: asyncio.Task[object] | None = None
+        self._held = False
+        self._waiting: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
+        # When each client with a turn waiting or held last got one.
+        self._served: dict[str, int] = {}
+        self._holding: str | None = None
+        self._turns = itertools.count()
+        self._order = itertools.count()
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(queued) for queued in self._waiting.values())
+
+    @contextlib.asynccontextmanager
+    async def turn(self, client: str) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if self._held and task is not None and task is self._holder:
+            raise RuntimeError("a turn was asked for by the task that holds one")
+        if self._held or self._waiting:
+            granted = asyncio.get_running_loop().create_future()
+            entry = (next(self._order), granted)
+            self._waiting.setdefault(client, deque()).append(entry)
+            try:
+                await granted
+            except asyncio.CancelledError:
+                if granted.done() and not granted.cancelled():
+                    self._pass_on()  # granted just as it was cancelled
+                else:
+                    self._forget(client, entry)
+                raise
+        else:
+            self._held = True
+        self._holder, self._holding = task, client
+        self._served[client] = next(self._turns)
+        try:
+            yield
+        finally:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        done = self._holding
+        self._holder = self._holding = None
+        if done is not None and done not in self._waiting:
+            self._served.pop(done, None)
+        while self._waiting:
+            client = min(
+                self._waiting, key=lambda c: (self._served.get(c, -1), self._waiting[c][0][0])
+            )
+            queued = self._waiting[client]
+            _, granted = queued.popleft()
+            if not queued:
+                del self._waiting[client]
+            if not granted.cancelled():
+                granted.set_result(None)  # still held: the turn goes straight to it
+                self._holding = client
+                return
+        self._held = False
+
+    def _forget(self, client: str, entry: tuple[int, asyncio.Future[None]]) -> None:
+        queued = self._waiting.get(client)
+        if queued is not None and entry in queued:
+            queued.remove(entry)
+            if not queued:
+                del self._waiting[client]

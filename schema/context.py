@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core import sessions
+from core import request_id, sessions
 from core.accounts import Profile, SignedIn, get_profile, profile_of_session
 from core.config import IPNetwork, Settings
 from core.devices import NewDevice
 from core.errors import NotAuthenticated
 from core.runtime import Runtime
+from core.security import network
 from core.sessions import NewSession, Principal
 
 COOKIE_NAME = "session_id"
@@ -39,10 +40,14 @@ class Context:
 
     @classmethod
     def from_request(cls, runtime: Runtime, request: Request) -> Context:
+        client = client_address(request, runtime.settings.trusted_proxies)
+        # For the rest of this request's task: shared work takes turns by client (the
+        # database's writers on SQLite, core/db.py).
+        request_id.CLIENT.set(network(client))
         return cls(
             runtime=runtime,
             request=request,
-            client=client_address(request, runtime.settings.trusted_proxies),
+            client=client,
             token=request.cookies.get(COOKIE_NAME),
             device=request.cookies.get(DEVICE_COOKIE_NAME),
         )
