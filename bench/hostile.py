@@ -14,6 +14,7 @@ this.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import itertools
 import json
@@ -272,21 +273,39 @@ THIRD_PARTY_ADDRESS = "127.0.0.2"
 
 def signup_flood(run: Scenario) -> list[Row]:
     """FLOOD simultaneous signups from one address; a third party, signed up before,
-    logs in half a second into the flood."""
+    logs in half a second into the flood.
+
+    The flood is sent by one asyncio client on one thread, as a tool built for it would
+    send it: sent by 80 threads (as until session 19), the threads' own scheduling on the
+    machine's 2 cores, shared with the server, stalled the server's event loop for up to
+    145 ms at a time (timed inside the server), a cost of this bench's client, not of the
+    service."""
     hash_seconds = bcrypt_seconds(12)
     account(run.server, "thirdparty").close()
-    start_line = threading.Barrier(FLOOD + 1, timeout=60)
+    sent = threading.Event()
+    statuses: Counter[int] = Counter()
 
-    def sign_up(n: int) -> int:
-        body = {"login": f"flood{n}", "password": PASSWORD, "email": f"flood{n}@example.com"}
-        with httpx.Client(base_url=run.server.url, timeout=300) as client:
-            start_line.wait()
-            return client.post("/signup", json=body).status_code
+    async def flood() -> None:
+        limits = httpx.Limits(max_connections=FLOOD, max_keepalive_connections=FLOOD)
+        async with httpx.AsyncClient(base_url=run.server.url, timeout=300, limits=limits) as client:
+
+            async def sign_up(n: int) -> int:
+                body = {
+                    "login": f"flood{n}",
+                    "password": PASSWORD,
+                    "email": f"flood{n}@example.com",
+                }
+                return (await client.post("/signup", json=body)).status_code
+
+            requests = asyncio.gather(*(sign_up(n) for n in range(FLOOD)))
+            sent.set()
+            statuses.update(await requests)
 
     before = run.server.cpu_seconds()
-    with well_behaved(run.server, run.cookie) as seen, ThreadPoolExecutor(FLOOD) as pool:
-        flood = [pool.submit(sign_up, n) for n in range(FLOOD)]
-        start_line.wait()
+    with well_behaved(run.server, run.cookie) as seen:
+        flooding = threading.Thread(target=asyncio.run, args=(flood(),))
+        flooding.start()
+        sent.wait(60)
         time.sleep(0.5)
         started = time.perf_counter()
         # From another address, as a third party is (the flood's is 127.0.0.1): Linux
@@ -297,7 +316,7 @@ def signup_flood(run: Scenario) -> list[Row]:
                 f"{run.server.url}/login", json={"login": "thirdparty", "password": PASSWORD}
             )
         waited = time.perf_counter() - started
-        statuses = Counter(future.result() for future in flood)
+        flooding.join()
     cpu = run.server.cpu_seconds() - before
     hashes = waited / hash_seconds
     figure = (
@@ -309,7 +328,7 @@ def signup_flood(run: Scenario) -> list[Row]:
         Row("third party's login in the flood ÷ one hash", figure, "≤ 2.00", ok),
         Row(
             f"  {FLOOD} signups at once (for reference)",
-            f"{_statuses(statuses)}; {cpu:,.1f} s CPU in all (the client's too)",
+            f"{_statuses(statuses)}; {cpu:,.1f} s of the service's CPU in all",
         ),
     ]
 
