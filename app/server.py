@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import inspect
 import logging
@@ -44,13 +45,30 @@ logger = logging.getLogger("accounts")
 AVATAR_CACHE = "public, max-age=31536000, immutable"
 # How long a thread running Python may keep the interpreter from the event loop (below).
 SWITCH_INTERVAL_SECONDS = 0.0002
+# glibc's mallopt parameter (malloc.h), and the arenas this process may have.
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
 # Long enough for a full-size avatar over a slow link, short enough that a stalled client
 # or a stuck dependency does not hold a connection for ever.
 BODY_IDLE_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 120.0
 
 
+def _few_malloc_arenas() -> None:
+    """Let glibc's allocator keep MALLOC_ARENAS arenas, not up to eight per core.
+
+    Each thread that allocates (the database's, hashing, documents, the event loop) would
+    otherwise get an arena of its own, and each arena keeps what it once held: `make bench`'s
+    peak RSS went from 153 to 127 MB with two, at the same speed. Called before any of
+    those threads starts; not glibc (no `mallopt`): nothing to do.
+    """
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
 def create_app(settings: Settings) -> ASGIApp:
+    _few_malloc_arenas()
     runtime = Runtime.create(settings)
     # Email: delivers the outbox's messages in the background (core/mail/sender.py).
     sender = Sender(runtime.db, runtime.outbox, delivery_for(settings.smtp_url, settings.mail_dir))
