@@ -19,56 +19,55 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+class _Takers:
+    """Tasks that each take a turn, noting whose it was; a held one waits for `release`."""
+
+    def __init__(self) -> None:
+        self.turns = FairTurns()
+        self.order: list[str] = []
+        self.release = asyncio.Event()
+
+    async def take(self, client: str, hold: bool = False) -> None:
+        async with self.turns.turn(client):
+            self.order.append(client)
+            if hold:
+                await self.release.wait()
+
+
 def test_turns_go_to_the_client_served_least_recently() -> None:
     async def scenario() -> list[str]:
-        turns, order = FairTurns(), []
-        release = asyncio.Event()
-
-        async def take(client: str, hold: bool = False) -> None:
-            async with turns.turn(client):
-                order.append(client)
-                if hold:
-                    await release.wait()
-
-        first = asyncio.create_task(take("flood", hold=True))
+        takers = _Takers()
+        first = asyncio.create_task(takers.take("flood", hold=True))
         await _settle()
         # The flood's burst queued first, then two other clients.
-        waiting = [asyncio.create_task(take("flood")) for _ in range(3)]
-        waiting += [asyncio.create_task(take("erin")), asyncio.create_task(take("frank"))]
+        waiting = [asyncio.create_task(takers.take(client)) for client in ["flood"] * 3]
+        waiting += [asyncio.create_task(takers.take(c)) for c in ("erin", "frank")]
         await _settle()
-        assert turns.waiting == 5
-        release.set()
+        assert takers.turns.waiting == 5
+        takers.release.set()
         await asyncio.gather(first, *waiting)
-        assert turns.waiting == 0
-        return order
+        assert takers.turns.waiting == 0
+        return takers.order
 
     assert asyncio.run(scenario()) == ["flood", "erin", "frank", "flood", "flood", "flood"]
 
 
 def test_a_cancelled_wait_passes_its_turn_on() -> None:
     async def scenario() -> list[str]:
-        turns, order = FairTurns(), []
-        release = asyncio.Event()
-
-        async def take(client: str, hold: bool = False) -> None:
-            async with turns.turn(client):
-                order.append(client)
-                if hold:
-                    await release.wait()
-
-        holder = asyncio.create_task(take("a", hold=True))
+        takers = _Takers()
+        holder = asyncio.create_task(takers.take("a", hold=True))
         await _settle()
-        gone = asyncio.create_task(take("b"))
-        after = asyncio.create_task(take("c"))
+        gone = asyncio.create_task(takers.take("b"))
+        after = asyncio.create_task(takers.take("c"))
         await _settle()
         gone.cancel()
-        release.set()
+        takers.release.set()
         await asyncio.gather(holder, after)
         with pytest.raises(asyncio.CancelledError):
             await gone
         # Nobody holds a turn now: the next one is had at once.
-        await asyncio.wait_for(take("d"), timeout=5)
-        return order
+        await asyncio.wait_for(takers.take("d"), timeout=5)
+        return takers.order
 
     assert asyncio.run(scenario()) == ["a", "c", "d"]
 
