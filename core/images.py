@@ -15,7 +15,9 @@ import io
 import multiprocessing
 import os
 import re
+import select
 import signal
+import threading
 import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -158,8 +160,11 @@ class ImageWork:
             return await self._in_worker(normalise, data)
 
     def close(self) -> None:
+        """Stop the workers, waiting for a decode in progress (a second at most): uvicorn
+        ends its process with the signal that stopped it, so nothing after the lifespan
+        would tell them to go."""
         if self._workers is not None:
-            self._workers.shutdown(wait=False, cancel_futures=True)
+            self._workers.shutdown(wait=True, cancel_futures=True)
             self._workers = None
 
     def worker_pids(self) -> list[int]:
@@ -171,7 +176,10 @@ class ImageWork:
         workers = self._workers
         if workers is None:
             workers = self._workers = ProcessPoolExecutor(
-                WORKERS, mp_context=_FORKSERVER, initializer=_worker_started
+                WORKERS,
+                mp_context=_FORKSERVER,
+                initializer=_worker_started,
+                initargs=(os.getpid(),),
             )
         # Shielded: a cancelled request still waits for its decode to end, so the memory
         # it holds stays reserved until then.
@@ -201,10 +209,33 @@ _FORKSERVER = multiprocessing.get_context("forkserver")
 _FORKSERVER.set_forkserver_preload([__name__])
 
 
-def _worker_started() -> None:
+def _worker_started(server: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers itself
+    _end_with(server)
     lower_priority()
     configure_pillow()
+
+
+def _end_with(server: int) -> None:
+    """End this worker when the server process ends, however it ends.
+
+    A server stopped normally stops its workers (`ImageWork.close`); one that is killed
+    (SIGKILL, out of memory) cannot, and its workers would wait for work for ever (and keep
+    the forkserver, whose pipe they hold, alive with them). A thread waits on a descriptor
+    of the server's process (Linux's pidfd) and exits the worker when it ends. Elsewhere:
+    nothing to do."""
+    try:
+        process = os.pidfd_open(server)
+    except ProcessLookupError:
+        os._exit(0)  # already gone
+    except (AttributeError, OSError):
+        return
+
+    def watch() -> None:
+        select.select([process], [], [])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="server-watch", daemon=True).start()
 
 
 def configure_pillow() -> None:

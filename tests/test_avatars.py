@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -296,6 +297,33 @@ def test_parallel_image_bombs_stay_within_the_memory_budget(start_server: StartS
     assert after < 32, f"+{after:.0f} MiB kept after the uploads"
     # The bombs are refused; the heavy ones waited for each other rather than fail.
     assert statuses == [400] * 3 + [200] * 3
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_the_image_workers_end_with_the_server(start_server: StartServer, stop: int) -> None:
+    """Stopped or killed, a server leaves no image worker process behind."""
+    server = start_server().wait_ready()
+    body = {"login": "alice", "password": PASSWORD, "email": "alice@example.com"}
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        client.cookies = client.post("/signup", json=body).cookies
+        files = {"avatar": ("a.png", encode("PNG"), "image/png")}
+        assert client.put("/avatar", files=files).status_code == 200
+    family = _family(server.process.pid)
+    assert len(family) >= 3  # the server, the forkserver and a worker at least
+    server.stop(stop)
+    deadline = time.monotonic() + 15
+    while (alive := [pid for pid in family if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive == []
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (not gone, not a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_uploads_are_limited_per_account(make_face: MakeFace) -> None:
