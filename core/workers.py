@@ -32,15 +32,6 @@ def lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
 
 
-def niced_threads(name: str, workers: int | None = None) -> ThreadPoolExecutor:
-    """A pool of `workers` (one per core by default) threads running at NICENESS."""
-    return ThreadPoolExecutor(
-        max_workers=workers or os.cpu_count() or 1,
-        thread_name_prefix=name,
-        initializer=lower_priority,
-    )
-
-
 @dataclass(eq=False)
 class _Job:
     work: Callable[[], object]
@@ -71,10 +62,8 @@ class FairThreads:
         nice: bool = True,
     ) -> None:
         self._workers = workers or os.cpu_count() or 1
-        self._pool = (
-            niced_threads(name, self._workers)
-            if nice
-            else ThreadPoolExecutor(self._workers, thread_name_prefix=name)
+        self._pool = ThreadPoolExecutor(
+            self._workers, thread_name_prefix=name, initializer=lower_priority if nice else None
         )
         self._refuse = refuse
         self._per_client = per_client if per_client is not None else 32 * self._workers
@@ -184,12 +173,12 @@ class FairTurns:
     would wait for itself)."""
 
     def __init__(self) -> None:
+        # The task holding the turn and its client (None: nobody holds it).
         self._holder: asyncio.Task[object] | None = None
-        self._held = False
+        self._holding: str | None = None
         self._waiting: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
         # When each client with a turn waiting or held last got one.
         self._served: dict[str, int] = {}
-        self._holding: str | None = None
         self._turns = itertools.count()
         self._order = itertools.count()
 
@@ -200,9 +189,9 @@ class FairTurns:
     @contextlib.asynccontextmanager
     async def turn(self, client: str) -> AsyncIterator[None]:
         task = asyncio.current_task()
-        if self._held and task is not None and task is self._holder:
+        if self._holding is not None and task is not None and task is self._holder:
             raise RuntimeError("a turn was asked for by the task that holds one")
-        if self._held or self._waiting:
+        if self._holding is not None or self._waiting:
             granted = asyncio.get_running_loop().create_future()
             entry = (next(self._order), granted)
             self._waiting.setdefault(client, deque()).append(entry)
@@ -214,8 +203,6 @@ class FairTurns:
                 else:
                     self._forget(client, entry)
                 raise
-        else:
-            self._held = True
         self._holder, self._holding = task, client
         self._served[client] = next(self._turns)
         try:
@@ -240,7 +227,6 @@ class FairTurns:
                 granted.set_result(None)  # still held: the turn goes straight to it
                 self._holding = client
                 return
-        self._held = False
 
     def _forget(self, client: str, entry: tuple[int, asyncio.Future[None]]) -> None:
         queued = self._waiting.get(client)

@@ -393,7 +393,7 @@ class PreparedDocuments(SchemaExtension):
             raise prepared.parse_errors[0]
         # None for a refused document (its cache entry keeps only its errors): Strawberry
         # then parses the text itself, and validation answers with the cached errors. Only
-        # `Schema.execute` comes this way (/graphql calls `Documents.prepare` itself, and
+        # `Schema.execute` comes this way (/graphql calls `Documents.prepare_new` itself, and
         # REST runs its own operations, parsed once).
         self.execution_context.graphql_document = prepared.document
         yield
