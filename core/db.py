@@ -23,10 +23,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import PoolResetState
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import keys, request_id
+from core import keys, request_id, sqlite_driver
 from core.config import Settings
 from core.errors import TooManyRequests, Unavailable
 from core.workers import FairTurns
@@ -77,6 +78,12 @@ class Database:
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
                 self._sqlite_path = url.database
+            # One trip to aiosqlite's thread per statement; the reset below instead of
+            # the pool's rollback after every transaction, even one already ended.
+            options |= {
+                "async_creator": sqlite_driver.connector(url),
+                "pool_reset_on_return": None,
+            }
         else:
             options |= {
                 "pool_size": settings.db_pool_size,
@@ -425,6 +432,14 @@ def _tune_sqlite(engine: Any) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+        # A connection comes back to the pool with a transaction still open only if its
+        # user never ended it; otherwise there is nothing to roll back.
+        connection = dbapi_connection.driver_connection._connection  # None once closed
+        if state.asyncio_safe and connection is not None and connection.in_transaction:
+            dbapi_connection.rollback()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
