@@ -68,8 +68,11 @@ class PasswordHasher:
     bcrypt releases the GIL, so hashing on threads keeps the event loop free. The threads
     are shared as `core.workers.FairThreads` shares them, per client address (`network`):
     a burst from one client queues behind itself, and another client's hash starts at once
-    or when one hash ends. A client may have `per_client` jobs queued or running and gets
-    quick 429s beyond that; `max_waiting` bounds the jobs queued by all clients together.
+    or when one hash ends. One more thread, at the event loop's priority, takes the hash of
+    a client with no other hash in flight (someone logging in) when it is free: that login
+    neither waits for a flood's hash nor shares the niced threads' leftover CPU with it.
+    A client may have `per_client` jobs queued or running and gets quick 429s beyond that;
+    `max_waiting` bounds the jobs queued by all clients together.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class PasswordHasher:
             workers=workers,
             per_client=per_client,
             max_waiting=max_waiting,
+            alone_thread=True,
         )
         self._dummy_hash: str | None = None
 

@@ -5,7 +5,9 @@ wants whole cores. Threads for work that releases the GIL run nicer than the eve
 when both want the CPU, serving requests comes first and the heavy work takes what is left,
 which is all of it when nothing else runs. (Linux applies a thread's own niceness;
 elsewhere this is skipped.) `FairThreads` also shares its threads fairly between clients,
-and `FairTurns` shares one thing only one may hold at a time (SQLite's write lock) alike.
+and may keep one more at the event loop's priority for a client with nothing else in flight
+(one login beside another client's burst); `FairTurns` shares one thing only one may hold at
+a time (SQLite's write lock) alike.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class _Job:
     client: str
     future: asyncio.Future[object]
     order: int
+    alone: bool = False
 
 
 class FairThreads:
@@ -48,6 +51,12 @@ class FairThreads:
     another client's job waits at most for one job to end, however long the burst. A client
     may have `per_client` jobs queued or running, and all clients together `max_waiting`
     queued; past either, `refuse()` is raised at once.
+
+    With `alone_thread`, one more thread, at the event loop's own priority, takes the job of
+    a client that has no other job queued or running, whenever that thread is free: such a
+    client (one login among a flood of another's signups) neither waits for a job to end nor
+    shares the niced threads' leftover CPU with the burst; a burst gets at most its first job
+    there.
     Everything but the work itself runs on the event loop's thread.
     """
 
@@ -60,11 +69,14 @@ class FairThreads:
         per_client: int | None = None,
         max_waiting: int = 1024,
         nice: bool = True,
+        alone_thread: bool = False,
     ) -> None:
         self._workers = workers or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(
             self._workers, thread_name_prefix=name, initializer=lower_priority if nice else None
         )
+        self._alone = ThreadPoolExecutor(1, f"{name}-alone") if alone_thread else None
+        self._alone_busy = False
         self._refuse = refuse
         self._per_client = per_client if per_client is not None else 32 * self._workers
         self._max_waiting = max_waiting
@@ -84,6 +96,8 @@ class FairThreads:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._alone is not None:
+            self._alone.shutdown(wait=False, cancel_futures=True)
 
     async def run(self, work: Callable[[], T], client: str) -> T:
         """`work()` on a thread, when `client`'s turn comes."""
@@ -97,9 +111,14 @@ class FairThreads:
                 del self._waiting[client]
             raise self._refuse()
         job = _Job(work, client, asyncio.get_running_loop().create_future(), next(self._order))
-        queued.append(job)
-        self._queued += 1
-        self._dispatch()
+        if self._alone is not None and not self._alone_busy and not queued and not running:
+            del self._waiting[client]
+            job.alone = self._alone_busy = True
+            self._start(job, self._alone)
+        else:
+            queued.append(job)
+            self._queued += 1
+            self._dispatch()
         try:
             return cast(T, await job.future)
         except asyncio.CancelledError:
@@ -119,14 +138,19 @@ class FairThreads:
                 del self._waiting[client]
             self._queued -= 1
             self._busy += 1
-            self._running[client] = self._running.get(client, 0) + 1
-            self._served[client] = next(self._dispatches)
-            loop = job.future.get_loop()
-            running = self._pool.submit(job.work)
-            running.add_done_callback(partial(_call_soon, loop, self._finish, job))
+            self._start(job, self._pool)
+
+    def _start(self, job: _Job, pool: ThreadPoolExecutor) -> None:
+        self._running[job.client] = self._running.get(job.client, 0) + 1
+        self._served[job.client] = next(self._dispatches)
+        running = pool.submit(job.work)
+        running.add_done_callback(partial(_call_soon, job.future.get_loop(), self._finish, job))
 
     def _finish(self, job: _Job, running: Future[object]) -> None:
-        self._busy -= 1
+        if job.alone:
+            self._alone_busy = False
+        else:
+            self._busy -= 1
         self._running[job.client] -= 1
         if not self._running[job.client]:
             del self._running[job.client]

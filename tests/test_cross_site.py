@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
 from core.errors import TooManyRequests
 from core.security import PasswordHasher
-from core.workers import NICENESS
 from tests.types import MakeClient
 
 
@@ -46,20 +44,6 @@ def test_hashing_queue_is_bounded() -> None:
     assert refused, "a flood past the queue bound must be refused quickly"
     assert all(isinstance(r, str | TooManyRequests) for r in results)
     assert refused[0].retry_after == 1
-
-
-def test_hashing_threads_yield_the_cpu_to_the_event_loop() -> None:
-    async def niceness() -> tuple[int, int]:
-        hasher = PasswordHasher(4)
-        try:
-            # getpriority(PRIO_PROCESS, 0) reads the calling thread's own niceness on Linux.
-            inside = await hasher._run(lambda: os.getpriority(os.PRIO_PROCESS, 0), "192.0.2.1")
-        finally:
-            hasher.close()
-        return inside, os.getpriority(os.PRIO_PROCESS, 0)
-
-    hashing, serving = asyncio.run(niceness())
-    assert hashing == min(serving + NICENESS, 19)
 
 
 def test_listed_origin_can_read_a_413(make_client: MakeClient) -> None:

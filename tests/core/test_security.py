@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import Iterator
+from functools import partial
 
 import bcrypt
 import pytest
 
 from core.errors import TooManyRequests
 from core.security import SCHEME, VERSION, PasswordHasher, new_session_token, token_digest
+from core.workers import NICENESS, FairThreads
 
 CLIENT = "192.0.2.1"
 
@@ -111,8 +115,9 @@ def test_a_burst_from_one_client_delays_another_by_at_most_one_hash() -> None:
         order = _finishing_order(hasher, ["flood"] * 8 + ["other"])
     finally:
         hasher.close()
-    # The flood's first hash was already running when the other client's arrived.
-    assert order.index("other") == 1
+    # The flood's first two hashes (one on the thread kept for a client alone, one on the
+    # niced thread) were running when the other client's arrived; it ran next.
+    assert order.index("other") == 2
 
 
 def test_clients_take_turns() -> None:
@@ -121,7 +126,8 @@ def test_clients_take_turns() -> None:
         order = _finishing_order(hasher, ["a"] * 4 + ["b"] * 4 + ["c"] * 2)
     finally:
         hasher.close()
-    assert order == ["a", "b", "c", "a", "b", "c", "a", "b", "a", "b"]
+    # a's first two ran at once (the second on the niced thread), then turn by turn.
+    assert order == ["a", "a", "b", "c", "a", "b", "c", "a", "b", "b"]
 
 
 def test_a_client_past_its_bound_is_refused_and_others_are_not() -> None:
@@ -143,9 +149,14 @@ def test_a_client_past_its_bound_is_refused_and_others_are_not() -> None:
 
 def test_a_caller_that_gives_up_frees_its_place() -> None:
     async def run() -> int:
-        hasher = PasswordHasher(8, workers=1, per_client=2)
+        hasher = PasswordHasher(8, workers=1, per_client=3)
         try:
-            running = asyncio.ensure_future(hasher.hash("correct horse battery", client="a"))
+            # Both threads busy (the one kept for a client alone and the niced one), a third
+            # job waits.
+            running = [
+                asyncio.ensure_future(hasher.hash("correct horse battery", client="a"))
+                for _ in range(2)
+            ]
             waiting = asyncio.ensure_future(hasher.hash("correct horse battery", client="a"))
             await asyncio.sleep(0)
             waiting.cancel()
@@ -153,9 +164,50 @@ def test_a_caller_that_gives_up_frees_its_place() -> None:
             depth = hasher.queue_depth
             # The cancelled job's place is free again: a new one is accepted.
             assert await hasher.hash("correct horse battery", client="a")
-            await running
+            await asyncio.gather(*running)
         finally:
             hasher.close()
         return depth
 
     assert asyncio.run(run()) == 0
+
+
+def test_a_client_alone_gets_its_own_thread_beside_a_burst() -> None:
+    """A burst holds the niced thread and fills the queue; a client with nothing else in
+    flight starts at once on the thread kept for that, at the event loop's priority. The
+    burst gets that thread only for a job sent while it had nothing else in flight."""
+
+    def work(gate: threading.Event) -> tuple[str, int]:
+        gate.wait(10)
+        # getpriority(PRIO_PROCESS, 0) reads the calling thread's own niceness on Linux.
+        return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, 0)
+
+    async def run() -> tuple[list[tuple[str, int]], tuple[str, int], list[bool]]:
+        threads = FairThreads("t", RuntimeError, workers=1, alone_thread=True)
+        first, rest = threading.Event(), threading.Event()
+        try:
+            opening = asyncio.ensure_future(threads.run(partial(work, first), "flood"))
+            burst = [
+                asyncio.ensure_future(threads.run(partial(work, rest), "flood")) for _ in range(2)
+            ]
+            await asyncio.sleep(0.05)
+            first.set()
+            await opening
+            # The kept thread is free again, but the burst still has jobs in flight.
+            late = asyncio.ensure_future(threads.run(partial(work, rest), "flood"))
+            await asyncio.sleep(0.05)
+            alone = await asyncio.wait_for(threads.run(partial(work, first), "other"), 5)
+            waiting = [job.done() for job in [*burst[1:], late]]
+            rest.set()
+            ran = [opening.result(), *await asyncio.gather(*burst, late)]
+        finally:
+            threads.close()
+        return ran, alone, waiting
+
+    ran, alone, waiting = asyncio.run(run())
+    serving = os.getpriority(os.PRIO_PROCESS, 0)
+    assert alone == ("t-alone_0", serving)
+    # The burst's queued jobs had not started when the other client's job was done.
+    assert waiting == [False, False]
+    assert ran[0] == ("t-alone_0", serving)
+    assert all(job == ("t_0", min(serving + NICENESS, 19)) for job in ran[1:])
