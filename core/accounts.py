@@ -118,7 +118,6 @@ async def authenticate(
                     db, rt.settings, events.Kind.LOGIN_FAILED, user_id=user_id, origin=origin
                 )
         raise NotAuthenticated(WRONG_CREDENTIALS)
-    assert user.id is not None
     rehashed = None
     if rt.passwords.needs_rehash(user.password_hash):
         rehashed = await rt.passwords.hash(password, client=client)
@@ -358,13 +357,26 @@ async def delete_account(rt: Runtime, principal: Principal) -> None:
         await throttle.clear(db, *rt.limits.of_account(user_id, known))
 
 
-async def _find_user(rt: Runtime, login: str) -> User | None:
+@dataclass(frozen=True, slots=True)
+class _Named:
+    """The account a login names, as far as checking its password needs."""
+
+    id: int
+    password_hash: str
+
+
+# By the database's fast path (no ORM session, no trip to another thread on SQLite).
+FIND_BY_LOGIN_SQL = "SELECT id, password_hash FROM users WHERE login_key = :key"
+FIND_BY_EMAIL_SQL = "SELECT id, password_hash FROM users WHERE email_key = :key"
+
+
+async def _find_user(rt: Runtime, login: str) -> _Named | None:
     key = rules.lookup_key(login)
     if key is None:
         return None
-    column = User.email_key if "@" in key else User.login_key
-    async with rt.db.read() as db:
-        return (await db.exec(select(User).where(column == key))).first()
+    sql = FIND_BY_EMAIL_SQL if "@" in key else FIND_BY_LOGIN_SQL
+    row = await rt.db.fetch_one(sql, key=key)
+    return None if row is None else _Named(row["id"], row["password_hash"])
 
 
 def _account(rt: Runtime, user_id: int | None, *, typed: str = "") -> throttle.Key:
@@ -408,7 +420,9 @@ async def _count_attempt(
         return _Attempt(first, await counter.record(first, by_client))
 
 
-async def _password_matches(rt: Runtime, user: User | None, password: str, *, client: str) -> bool:
+async def _password_matches(
+    rt: Runtime, user: User | _Named | None, password: str, *, client: str
+) -> bool:
     if user is None:
         await rt.passwords.verify_dummy(password, client=client)
         return False
