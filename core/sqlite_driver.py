@@ -7,8 +7,8 @@ busy server is a millisecond or more, so a login there spent far longer in trips
 SQLite. Here a statement's cursor lives only inside one trip: it executes, fetches every row
 and closes on the thread, and the event loop gets back the rows and what SQLAlchemy reads
 from a cursor (description, rowcount, lastrowid). SQLAlchemy's own adapter buffers all rows
-too (the service uses no server-side cursors); commit and rollback are a trip each, as
-before.
+too, and `stream()` (a server-side cursor) reads from the same buffer; commit and rollback
+are a trip each, as before.
 """
 
 from __future__ import annotations
@@ -68,6 +68,14 @@ class Cursor:
 
     async def executemany(self, sql: str, parameters: Iterable[Any]) -> Cursor:
         return await self._trip(True, sql, parameters)
+
+    async def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        taken = self._rows[: size or self.arraysize]
+        del self._rows[: len(taken)]
+        return taken
 
     async def fetchall(self) -> list[Any]:
         rows, self._rows = self._rows, []

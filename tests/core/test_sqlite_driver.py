@@ -150,3 +150,22 @@ def test_pragmas_and_text_statements_still_answer(tmp_path: Path) -> None:
         return mode[0], keys[0]
 
     assert asyncio.run(scenario()) == ("wal", 1)
+
+
+def test_streamed_results_come_in_order(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        database = _database(tmp_path)
+        try:
+            await _create(database)
+            async with database.write() as db:
+                rows = [{"name": f"n{n}"} for n in range(5)]
+                await db.exec(insert(ITEMS), params=rows)
+            async with database.engine.connect() as conn:
+                streamed = await conn.stream(select(ITEMS.c.name).order_by(ITEMS.c.id))
+                first = await streamed.fetchmany(2)
+                rest = [row async for row in streamed]
+        finally:
+            await database.dispose()
+        return [row[0] for row in first], [row[0] for row in rest]
+
+    assert asyncio.run(scenario()) == (["n0", "n1"], ["n2", "n3", "n4"])
