@@ -40,7 +40,8 @@ class _Job:
     client: str
     future: asyncio.Future[object]
     order: int
-    alone: bool = False
+    lone: bool  # its client had nothing else queued or running when it came
+    alone: bool = False  # it runs on the thread kept for such jobs
 
 
 class FairThreads:
@@ -53,10 +54,12 @@ class FairThreads:
     queued; past either, `refuse()` is raised at once.
 
     With `alone_thread`, one more thread, at the event loop's own priority, takes the job of
-    a client that has no other job queued or running, whenever that thread is free: such a
-    client (one login among a flood of another's signups) neither waits for a job to end nor
-    shares the niced threads' leftover CPU with the burst; a burst gets at most its first job
-    there.
+    a client that has no other job queued or running (the oldest such, when it comes free):
+    such a client (one login among a flood of another's signups) neither waits for a job to
+    end nor shares the niced threads' leftover CPU with the burst, and is never refused for
+    a full queue while that thread is free; a burst gets at most its first job there (many
+    clients with one job each can keep it busy, at the event loop's priority, one core at
+    most).
     Everything but the work itself runs on the event loop's thread.
     """
 
@@ -77,6 +80,7 @@ class FairThreads:
         )
         self._alone = ThreadPoolExecutor(1, f"{name}-alone") if alone_thread else None
         self._alone_busy = False
+        self._closed = False
         self._refuse = refuse
         self._per_client = per_client if per_client is not None else 32 * self._workers
         self._max_waiting = max_waiting
@@ -95,6 +99,7 @@ class FairThreads:
         return self._queued
 
     def close(self) -> None:
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._alone is not None:
             self._alone.shutdown(wait=False, cancel_futures=True)
@@ -103,42 +108,52 @@ class FairThreads:
         """`work()` on a thread, when `client`'s turn comes."""
         queued = self._waiting.setdefault(client, deque())
         running = self._running.get(client, 0)
-        must_wait = self._busy >= self._workers
+        lone = not queued and not running
+        must_wait = not (lone and self._alone_free()) and self._busy >= self._workers
         if len(queued) + running >= self._per_client or (
             must_wait and self._queued >= self._max_waiting
         ):
             if not queued:
                 del self._waiting[client]
             raise self._refuse()
-        job = _Job(work, client, asyncio.get_running_loop().create_future(), next(self._order))
-        if self._alone is not None and not self._alone_busy and not queued and not running:
-            del self._waiting[client]
-            job.alone = self._alone_busy = True
-            self._start(job, self._alone)
-        else:
-            queued.append(job)
-            self._queued += 1
-            self._dispatch()
+        future = asyncio.get_running_loop().create_future()
+        job = _Job(work, client, future, next(self._order), lone)
+        queued.append(job)
+        self._queued += 1
+        self._dispatch()
         try:
             return cast(T, await job.future)
         except asyncio.CancelledError:
             self._withdraw(job)
             raise
 
+    def _alone_free(self) -> bool:
+        return self._alone is not None and not self._alone_busy and not self._closed
+
     def _dispatch(self) -> None:
-        while self._busy < self._workers and self._waiting:
+        if self._alone_free():
+            # The thread kept for a client alone: the oldest job that came alone.
+            lone = [client for client, jobs in self._waiting.items() if jobs[0].lone]
+            if lone:
+                job = self._take(min(lone, key=lambda c: self._waiting[c][0].order))
+                job.alone = self._alone_busy = True
+                self._start(job, cast(ThreadPoolExecutor, self._alone))
+        while self._busy < self._workers and self._waiting and not self._closed:
             # The client served least recently goes next (one never served before all
             # others, in the order they came): round robin, with a newcomer's job next.
             client = min(
                 self._waiting, key=lambda c: (self._served.get(c, -1), self._waiting[c][0].order)
             )
-            queued = self._waiting[client]
-            job = queued.popleft()
-            if not queued:
-                del self._waiting[client]
-            self._queued -= 1
             self._busy += 1
-            self._start(job, self._pool)
+            self._start(self._take(client), self._pool)
+
+    def _take(self, client: str) -> _Job:
+        queued = self._waiting[client]
+        job = queued.popleft()
+        if not queued:
+            del self._waiting[client]
+        self._queued -= 1
+        return job
 
     def _start(self, job: _Job, pool: ThreadPoolExecutor) -> None:
         self._running[job.client] = self._running.get(job.client, 0) + 1

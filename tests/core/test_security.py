@@ -211,3 +211,61 @@ def test_a_client_alone_gets_its_own_thread_beside_a_burst() -> None:
     assert waiting == [False, False]
     assert ran[0] == ("t-alone_0", serving)
     assert all(job == ("t_0", min(serving + NICENESS, 19)) for job in ran[1:])
+
+
+def _named_after(gate: threading.Event) -> str:
+    gate.wait(10)
+    return threading.current_thread().name
+
+
+def test_the_kept_thread_come_free_takes_a_waiting_client_alone_first() -> None:
+    """A login that came while the kept thread was busy takes it as soon as it is free,
+    rather than waiting behind a burst for the niced thread."""
+
+    async def run() -> tuple[str, bool]:
+        threads = FairThreads("t", RuntimeError, workers=1, alone_thread=True)
+        first, rest = threading.Event(), threading.Event()
+        try:
+            opening = asyncio.ensure_future(threads.run(partial(_named_after, first), "flood"))
+            burst = [
+                asyncio.ensure_future(threads.run(partial(_named_after, rest), "flood"))
+                for _ in range(3)
+            ]
+            await asyncio.sleep(0.05)
+            login = asyncio.ensure_future(threads.run(partial(_named_after, first), "login"))
+            await asyncio.sleep(0.05)
+            first.set()
+            await opening
+            ran_on = await asyncio.wait_for(login, 5)
+            burst_waiting = not any(job.done() for job in burst)
+            rest.set()
+            await asyncio.gather(*burst)
+        finally:
+            threads.close()
+        return ran_on, burst_waiting
+
+    assert asyncio.run(run()) == ("t-alone_0", True)
+
+
+def test_a_client_alone_is_not_refused_for_a_full_queue_while_the_kept_thread_is_free() -> None:
+    async def run() -> str:
+        threads = FairThreads("t", RuntimeError, workers=1, max_waiting=0, alone_thread=True)
+        first, rest = threading.Event(), threading.Event()
+        try:
+            opening = asyncio.ensure_future(threads.run(partial(_named_after, first), "flood"))
+            second = asyncio.ensure_future(threads.run(partial(_named_after, rest), "flood"))
+            await asyncio.sleep(0.05)
+            # Both threads busy and no room to wait: refused.
+            with pytest.raises(RuntimeError):
+                await threads.run(partial(_named_after, rest), "flood")
+            first.set()
+            await opening
+            # The kept thread is free again: another client alone is taken at once.
+            ran_on = await asyncio.wait_for(threads.run(partial(_named_after, first), "login"), 5)
+            rest.set()
+            await second
+        finally:
+            threads.close()
+        return ran_on
+
+    assert asyncio.run(run()) == "t-alone_0"
