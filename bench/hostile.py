@@ -39,7 +39,16 @@ import httpx
 from graphql import get_introspection_query
 from PIL import Image
 
-from bench.run import UNITS, Row, Server, bcrypt_seconds, database_url, free_port, start
+from bench.run import (
+    UNITS,
+    Row,
+    Server,
+    bcrypt_seconds,
+    database_url,
+    free_port,
+    start,
+    status_mb,
+)
 
 T = TypeVar("T")
 UNIQUE = itertools.count()
@@ -260,7 +269,7 @@ def padding(run: Scenario) -> list[Row]:
     clients = [run.attackers[n % 3] for n in range(PADDED_POSTS)]
     with well_behaved(run.server, run.cookie) as seen, ThreadPoolExecutor(3) as pool:
         statuses = Counter(pool.map(post, clients, (next(UNIQUE) for _ in clients)))
-    rss = _rss_mb(run.server)
+    rss = status_mb(run.server.process.pid, "VmRSS")
     figure = f"{_statuses(statuses)}; {cpu:,.1f} ms CPU each; RSS after {rss:.0f} MB"
     return [
         run.p99_row("padded queries", seen[0]),
@@ -365,12 +374,6 @@ def sampled_rss(server: Server, every: float = 0.01) -> Iterator[list[float]]:
     finally:
         done.set()
         sampler.join()
-
-
-def _rss_mb(server: Server) -> float:
-    status = Path(f"/proc/{server.process.pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    return int(match.group(1)) / 1024 if match else float("nan")
 
 
 def scenario(directory: Path, seconds: float) -> list[Row]:

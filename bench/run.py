@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import platform
 import re
@@ -55,9 +56,7 @@ class Server:
     url: str
 
     def peak_rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"VmHWM:\s+(\d+) kB", status)
-        return int(match.group(1)) / 1024 if match else float("nan")
+        return status_mb(self.process.pid, "VmHWM")
 
     def family(self) -> list[int]:
         """The server's process and every process descended from it (its image workers)."""
@@ -72,13 +71,8 @@ class Server:
 
     def rss_mb(self) -> float:
         """What the server and its workers hold in memory together, now."""
-        total = 0
-        for pid in self.family():
-            with contextlib.suppress(OSError):
-                status = Path(f"/proc/{pid}/status").read_text()
-                match = re.search(r"VmRSS:\s+(\d+) kB", status)
-                total += int(match.group(1)) if match else 0
-        return total / 1024
+        sizes = (status_mb(pid, "VmRSS") for pid in self.family())
+        return sum(size for size in sizes if not math.isnan(size))
 
     def cpu_seconds(self) -> float:
         """CPU time the server and its workers have used so far (user and system; for
@@ -98,6 +92,16 @@ class Server:
             self.process.wait(15)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def status_mb(pid: int, field: str) -> float:
+    """A size from /proc/PID/status (VmRSS, VmHWM) in MB; NaN once the process is gone."""
+    with contextlib.suppress(OSError):
+        status = Path(f"/proc/{pid}/status").read_text()
+        match = re.search(rf"{field}:\s+(\d+) kB", status)
+        if match:
+            return int(match.group(1)) / 1024
+    return float("nan")
 
 
 def free_port() -> int:

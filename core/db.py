@@ -9,7 +9,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, cast
@@ -126,12 +126,8 @@ class Database:
         one transaction nor leaves readers waiting for a connection. (Other processes on
         the same file still meet this one at SQLite's lock.)
         """
-        if self._write_turns is None:
-            with _database_errors():
-                async with self._writer() as session, session.begin():
-                    yield session
-            return
-        async with self._write_turns.turn(request_id.client()):
+        turn = self._write_turns.turn(request_id.client()) if self._write_turns else nullcontext()
+        async with turn:
             with _database_errors():
                 async with self._writer() as session, session.begin():
                     yield session
@@ -437,8 +433,7 @@ def _tune_sqlite(engine: Any) -> None:
     def _on_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
         # A connection comes back to the pool with a transaction still open only if its
         # user never ended it; otherwise there is nothing to roll back.
-        connection = dbapi_connection.driver_connection._connection  # None once closed
-        if state.asyncio_safe and connection is not None and connection.in_transaction:
+        if state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
             dbapi_connection.rollback()
 
     @event.listens_for(engine, "begin")

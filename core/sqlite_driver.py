@@ -44,6 +44,11 @@ class Connection(aiosqlite.Connection):
     def cursor(self) -> Cursor:  # type: ignore[override]
         return Cursor(self)
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (read here, on the event loop: no trip)."""
+        return self._connection is not None and self._connection.in_transaction
+
 
 class Cursor:
     """The cursor SQLAlchemy's adapter drives; it reaches the thread only to execute."""
